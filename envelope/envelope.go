@@ -1,0 +1,355 @@
+// Package envelope implements the tokenseal envelope: a file encrypted on
+// the host under a fresh random file key, with that key wrapped for one or
+// more recipients whose private keys live on PKCS#11 tokens.
+//
+// The byte layout is specified in FORMAT.md beside this file; that document
+// is the contract and this package is one implementation of it.
+//
+// # Keys
+//
+// A [Recipient] wraps a file key for one public key; an [Identity] unwraps
+// one. This package never talks to a token: it sees one only through the
+// small interfaces [RSAKey] and [ECDHKey], which the token package
+// satisfies and which [NewSoftwareIdentity] satisfies in software.
+//
+// # Sealing and opening
+//
+// [Seal] returns a writer that encrypts a stream; [Open] returns a reader
+// that decrypts one. The reader releases plaintext one 64 KiB chunk at a
+// time and only after that chunk authenticated; io.EOF from it means the
+// whole payload authenticated. A caller that must never expose a prefix of
+// a tampered message (a file written to disk, say) writes to a temporary
+// place and commits only after io.EOF.
+package envelope
+
+import (
+	"bufio"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/tokenseal/tokenseal/envelope/internal/format"
+	"github.com/tokenseal/tokenseal/envelope/internal/stream"
+)
+
+// FileKeySize is the size of the random key each envelope is sealed under.
+const FileKeySize = 32
+
+// Stanza is one recipient's wrapped copy of the file key, as it appears in
+// the header. Type and Body are described in FORMAT.md.
+type Stanza = format.Stanza
+
+// KeyID is the SHA-256 digest of a public key's DER SubjectPublicKeyInfo.
+// Stanzas name their recipient by it; keys provisioned by tokenseal carry
+// it as their CKA_ID.
+type KeyID [32]byte
+
+func (id KeyID) String() string { return hex.EncodeToString(id[:]) }
+
+// A Recipient wraps a file key for one public key.
+type Recipient interface {
+	// Wrap returns a stanza carrying fileKey for this recipient. It must
+	// not retain fileKey.
+	Wrap(fileKey []byte) (*Stanza, error)
+}
+
+// An Identity unwraps a file key.
+type Identity interface {
+	// Unwrap returns the file key from the stanza addressed to this
+	// identity. It returns an error wrapping ErrIncorrectIdentity when no
+	// stanza is addressed to it, and any other error when one is but could
+	// not be unwrapped; the caller stops at that error.
+	Unwrap(stanzas []*Stanza) ([]byte, error)
+}
+
+// Errors a caller can check with errors.Is and errors.As. Every error that
+// means "this envelope is rejected" wraps ErrRejected.
+var (
+	// ErrRejected is wrapped by every error about the envelope itself, as
+	// opposed to errors of the token, the file system or the caller.
+	ErrRejected = errors.New("envelope rejected")
+
+	// ErrIncorrectIdentity is returned by an Identity for stanzas that are
+	// not addressed to it.
+	ErrIncorrectIdentity = errors.New("no stanza addressed to this identity")
+
+	// ErrHeaderAuth means the header MAC did not verify under the unwrapped
+	// file key: the header was changed, or the stanza was crafted.
+	ErrHeaderAuth = rejected("header authentication failed")
+
+	// ErrPayloadAuth means a payload chunk failed to authenticate: the
+	// payload was changed, reordered, truncated or extended.
+	ErrPayloadAuth = rejected("payload authentication failed (tampered or truncated)")
+
+	// ErrUnwrap means a stanza addressed to the identity did not yield a
+	// valid file key.
+	ErrUnwrap = rejected("wrapped key did not unwrap: not addressed to this key or corrupted")
+)
+
+type rejectedError struct{ msg string }
+
+func (e *rejectedError) Error() string        { return e.msg }
+func (e *rejectedError) Is(target error) bool { return target == ErrRejected }
+
+func rejected(msg string) error { return &rejectedError{msg} }
+
+// ParseError reports a malformed envelope.
+type ParseError = format.ParseError
+
+// NoIdentityMatchError is returned by Open when no identity can unwrap any
+// stanza. It names the key identifiers the envelope was addressed to.
+type NoIdentityMatchError struct {
+	KeyIDs []KeyID
+}
+
+func (e *NoIdentityMatchError) Error() string {
+	ids := make([]string, len(e.KeyIDs))
+	for i, id := range e.KeyIDs {
+		ids[i] = id.String()
+	}
+	return "envelope is not addressed to any available key; it is addressed to " + strings.Join(ids, ", ")
+}
+
+func (e *NoIdentityMatchError) Is(target error) bool { return target == ErrRejected }
+
+// wrapReject marks a format error as a rejection.
+func wrapReject(err error) error {
+	var pe *format.ParseError
+	if errors.As(err, &pe) {
+		return &parseRejected{pe}
+	}
+	return err
+}
+
+type parseRejected struct{ *format.ParseError }
+
+func (e *parseRejected) Is(target error) bool { return target == ErrRejected }
+func (e *parseRejected) Unwrap() error        { return e.ParseError }
+
+// keys derived from the file key
+type keySchedule struct {
+	header  []byte
+	payload []byte
+}
+
+func deriveKeys(fileKey []byte, salt []byte) (*keySchedule, error) {
+	hk, err := hkdf.Key(sha256.New, fileKey, salt, "tokenseal/v1 header", 32)
+	if err != nil {
+		return nil, err
+	}
+	pk, err := hkdf.Key(sha256.New, fileKey, salt, "tokenseal/v1 payload", 32)
+	if err != nil {
+		return nil, err
+	}
+	return &keySchedule{header: hk, payload: pk}, nil
+}
+
+func (k *keySchedule) wipe() {
+	clear(k.header)
+	clear(k.payload)
+}
+
+func headerMAC(key, covered []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(covered)
+	return m.Sum(nil)
+}
+
+// SealOptions change how Seal works. The zero value seals an anonymous,
+// binary envelope with crypto/rand.
+type SealOptions struct {
+	// Armor writes the ASCII armor instead of the binary form.
+	Armor bool
+	// Rand is the source of the file key, the salt and ephemeral keys.
+	// Nil means crypto/rand.Reader.
+	Rand io.Reader
+}
+
+// Seal returns a WriteCloser that encrypts to recipients what is written
+// to it, writing the envelope to dst. Close must be called, and its error
+// checked: it writes the last chunk. Close does not close dst.
+func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteCloser, error) {
+	if opts == nil {
+		opts = &SealOptions{}
+	}
+	rnd := opts.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	if len(recipients) == 0 {
+		return nil, errors.New("no recipients")
+	}
+	if len(recipients) > format.MaxStanzas {
+		return nil, fmt.Errorf("too many recipients: %d, the limit is %d", len(recipients), format.MaxStanzas)
+	}
+	fileKey := make([]byte, FileKeySize)
+	defer clear(fileKey)
+	if _, err := io.ReadFull(rnd, fileKey); err != nil {
+		return nil, fmt.Errorf("generating file key: %w", err)
+	}
+	h := &format.Header{ChunkLog2: format.ChunkLog2}
+	if _, err := io.ReadFull(rnd, h.Salt[:]); err != nil {
+		return nil, fmt.Errorf("generating salt: %w", err)
+	}
+	for _, r := range recipients {
+		s, err := r.Wrap(fileKey)
+		if err != nil {
+			return nil, err
+		}
+		h.Stanzas = append(h.Stanzas, s)
+	}
+	ks, err := deriveKeys(fileKey, h.Salt[:])
+	if err != nil {
+		return nil, err
+	}
+	defer ks.wipe()
+	covered, err := h.MarshalWithoutMAC()
+	if err != nil {
+		return nil, err
+	}
+	copy(h.MAC[:], headerMAC(ks.header, covered))
+
+	out := dst
+	var armor *format.ArmoredWriter
+	if opts.Armor {
+		armor = format.NewArmoredWriter(dst)
+		out = armor
+	}
+	if _, err := out.Write(append(covered, h.MAC[:]...)); err != nil {
+		return nil, err
+	}
+	w, err := stream.NewWriter(ks.payload, out)
+	if err != nil {
+		return nil, err
+	}
+	return &sealWriter{w: w, armor: armor}, nil
+}
+
+type sealWriter struct {
+	w     *stream.Writer
+	armor *format.ArmoredWriter
+}
+
+func (s *sealWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+func (s *sealWriter) Close() error {
+	if err := s.w.Close(); err != nil {
+		return err
+	}
+	if s.armor != nil {
+		return s.armor.Close()
+	}
+	return nil
+}
+
+// Opened describes an envelope whose header authenticated.
+type Opened struct {
+	// KeyID names the stanza that was unwrapped.
+	KeyID KeyID
+	// Armored is true when the input was ASCII armored.
+	Armored bool
+	// Sender is the sender extension, nil for an anonymous envelope.
+	Sender *format.Sender
+}
+
+// Reader decrypts an envelope's payload. See the package documentation for
+// what it guarantees.
+type Reader struct {
+	Opened
+	r   io.Reader
+	err error
+}
+
+// Read returns authenticated plaintext. Every error after the first is the
+// first; any error other than io.EOF means the envelope is to be rejected.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	n, err := r.r.Read(p)
+	if err != nil {
+		switch {
+		case err == io.EOF:
+		case errors.Is(err, stream.ErrAuth), errors.Is(err, stream.ErrTruncated):
+			err = ErrPayloadAuth
+		default:
+			err = wrapReject(err)
+		}
+		r.err = err
+	}
+	return n, err
+}
+
+// Open reads an envelope's header from src, binary or armored, finds a
+// stanza that one of identities can unwrap, checks the header MAC and
+// returns a Reader of the payload. Identities are tried in order.
+func Open(src io.Reader, identities []Identity) (*Reader, error) {
+	br := bufio.NewReaderSize(src, 64<<10)
+	peek, _ := br.Peek(len(format.ArmorBegin))
+	var in io.Reader = br
+	armored := format.IsArmored(peek)
+	if armored {
+		in = bufio.NewReaderSize(format.NewArmoredReader(br), 64<<10)
+	}
+	h, raw, err := format.ReadHeader(in)
+	if err != nil {
+		return nil, wrapReject(err)
+	}
+	if h.Sender != nil {
+		// The sender extension is defined by the format but signature
+		// verification is not implemented yet: refuse rather than
+		// ignore what the sender signed.
+		return nil, rejected("signed envelopes are not supported by this version")
+	}
+	fileKey, keyID, err := unwrap(h, identities)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(fileKey)
+	ks, err := deriveKeys(fileKey, h.Salt[:])
+	if err != nil {
+		return nil, err
+	}
+	defer ks.wipe()
+	want := headerMAC(ks.header, raw[:len(raw)-format.MACLen])
+	if !hmac.Equal(want, h.MAC[:]) {
+		return nil, ErrHeaderAuth
+	}
+	sr, err := stream.NewReader(ks.payload, in)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{Opened: Opened{KeyID: keyID, Armored: armored, Sender: h.Sender}, r: sr}, nil
+}
+
+func unwrap(h *format.Header, identities []Identity) ([]byte, KeyID, error) {
+	for _, id := range identities {
+		fk, err := id.Unwrap(h.Stanzas)
+		if errors.Is(err, ErrIncorrectIdentity) {
+			continue
+		}
+		if err != nil {
+			return nil, KeyID{}, err
+		}
+		if len(fk) != FileKeySize {
+			clear(fk)
+			return nil, KeyID{}, ErrUnwrap
+		}
+		var kid KeyID
+		if k, ok := id.(interface{ KeyID() KeyID }); ok {
+			kid = k.KeyID()
+		}
+		return fk, kid, nil
+	}
+	e := &NoIdentityMatchError{}
+	for _, s := range h.Stanzas {
+		e.KeyIDs = append(e.KeyIDs, KeyID(s.KeyID))
+	}
+	return nil, KeyID{}, e
+}

@@ -1,0 +1,118 @@
+// Package kw implements AES key wrap with padding (RFC 5649) and the ANSI
+// X9.63 key derivation function with SHA-256, the two primitives of the
+// ECDH recipient stanza. PKCS#11 calls them CKM_AES_KEY_WRAP_PAD and
+// CKD_SHA256_KDF.
+package kw
+
+import (
+	"crypto/aes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+)
+
+// ErrUnwrap is the one error for every failed unwrap.
+var ErrUnwrap = errors.New("key unwrap failed")
+
+var aivPrefix = [4]byte{0xA6, 0x59, 0x59, 0xA6}
+
+// WrapPad wraps p (1 to 2^32-1 bytes) under the AES key kek.
+func WrapPad(kek, p []byte) ([]byte, error) {
+	if len(p) == 0 || uint64(len(p)) > 1<<32-1 {
+		return nil, errors.New("kw: bad plaintext length")
+	}
+	b, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, err
+	}
+	padded := (len(p) + 7) &^ 7
+	out := make([]byte, 8+padded)
+	copy(out, aivPrefix[:])
+	binary.BigEndian.PutUint32(out[4:8], uint32(len(p)))
+	copy(out[8:], p)
+	if padded == 8 {
+		b.Encrypt(out, out)
+		return out, nil
+	}
+	n := padded / 8
+	var blk [16]byte
+	for j := 0; j < 6; j++ {
+		for i := 1; i <= n; i++ {
+			copy(blk[:8], out[:8])
+			copy(blk[8:], out[8*i:8*i+8])
+			b.Encrypt(blk[:], blk[:])
+			t := uint64(n*j + i)
+			binary.BigEndian.PutUint64(out[:8], binary.BigEndian.Uint64(blk[:8])^t)
+			copy(out[8*i:], blk[8:])
+		}
+	}
+	return out, nil
+}
+
+// UnwrapPad reverses WrapPad. Every failure returns ErrUnwrap.
+func UnwrapPad(kek, c []byte) ([]byte, error) {
+	if len(c) < 16 || len(c)%8 != 0 {
+		return nil, ErrUnwrap
+	}
+	b, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, len(c))
+	copy(out, c)
+	if len(c) == 16 {
+		b.Decrypt(out, out)
+	} else {
+		n := len(c)/8 - 1
+		var blk [16]byte
+		for j := 5; j >= 0; j-- {
+			for i := n; i >= 1; i-- {
+				t := uint64(n*j + i)
+				binary.BigEndian.PutUint64(blk[:8], binary.BigEndian.Uint64(out[:8])^t)
+				copy(blk[8:], out[8*i:8*i+8])
+				b.Decrypt(blk[:], blk[:])
+				copy(out[:8], blk[:8])
+				copy(out[8*i:], blk[8:])
+			}
+		}
+	}
+	// Check the integrity value, the length and the zero padding without
+	// branching on secret data until the end.
+	ok := subtle.ConstantTimeCompare(out[:4], aivPrefix[:])
+	mli := int(binary.BigEndian.Uint32(out[4:8]))
+	padded := len(out) - 8
+	ok &= subtle.ConstantTimeLessOrEq(padded-7, mli) & subtle.ConstantTimeLessOrEq(mli, padded)
+	var nonzero byte
+	for i := 8; i < len(out); i++ {
+		// Bytes at index >= 8+mli must be zero.
+		inPad := subtle.ConstantTimeLessOrEq(8+mli, i)
+		nonzero |= out[i] & byte(-inPad)
+	}
+	ok &= subtle.ConstantTimeByteEq(nonzero, 0)
+	if ok != 1 {
+		clear(out)
+		return nil, ErrUnwrap
+	}
+	p := make([]byte, mli)
+	copy(p, out[8:8+mli])
+	clear(out)
+	return p, nil
+}
+
+// X963KDFSHA256 returns n bytes of ANSI X9.63 KDF output with SHA-256:
+// SHA-256(z || counter || sharedInfo) for counter = 1, 2, ... as 32-bit
+// big-endian integers, concatenated and truncated to n bytes.
+func X963KDFSHA256(z, sharedInfo []byte, n int) []byte {
+	out := make([]byte, 0, (n+31)&^31)
+	var ctr [4]byte
+	for i := uint32(1); len(out) < n; i++ {
+		binary.BigEndian.PutUint32(ctr[:], i)
+		h := sha256.New()
+		h.Write(z)
+		h.Write(ctr[:])
+		h.Write(sharedInfo)
+		out = h.Sum(out)
+	}
+	return out[:n]
+}

@@ -1,0 +1,339 @@
+package envelope
+
+import (
+	"crypto"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/tokenseal/tokenseal/envelope/internal/format"
+	"github.com/tokenseal/tokenseal/envelope/internal/kw"
+)
+
+// RSAKey is an RSA private key that can undo RSA-OAEP, such as a key on a
+// token. Public returns an *rsa.PublicKey.
+type RSAKey interface {
+	Public() crypto.PublicKey
+	// DecryptOAEP undoes RSA-OAEP with hash as both the OAEP digest and
+	// the MGF1 digest, and an empty label.
+	DecryptOAEP(hash crypto.Hash, ciphertext []byte) ([]byte, error)
+}
+
+// ECDHKey is a P-256 or P-384 private key that can do ECDH, such as a key
+// on a token. Public returns an *ecdsa.PublicKey.
+type ECDHKey interface {
+	Public() crypto.PublicKey
+	// ECDH returns the x-coordinate of the shared point with peer, an
+	// uncompressed SEC 1 point already checked to be on the curve, as a
+	// big-endian integer of the field's length.
+	ECDH(peer []byte) ([]byte, error)
+}
+
+// OAEP digest identifiers in an RSA-OAEP stanza.
+const (
+	oaepSHA1   = 1
+	oaepSHA256 = 2
+)
+
+// Limits on recipients' RSA keys.
+const (
+	MinRSABits = 2048
+	MaxRSABits = 4096
+)
+
+// KeyIDOf returns the key identifier of a public key.
+func KeyIDOf(pub crypto.PublicKey) (KeyID, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return KeyID{}, err
+	}
+	return sha256.Sum256(der), nil
+}
+
+func oaepID(h crypto.Hash) (byte, error) {
+	switch h {
+	case crypto.SHA1:
+		return oaepSHA1, nil
+	case crypto.SHA256:
+		return oaepSHA256, nil
+	}
+	return 0, fmt.Errorf("unsupported OAEP hash %v", h)
+}
+
+// RSARecipient wraps file keys with RSA-OAEP.
+type RSARecipient struct {
+	pub  *rsa.PublicKey
+	hash crypto.Hash
+	id   KeyID
+	rand io.Reader
+}
+
+// NewRSARecipient returns a recipient for pub using OAEP with hash
+// (crypto.SHA256, or crypto.SHA1 for tokens such as SoftHSM2 that unwrap
+// only with SHA-1) as digest and MGF1 digest.
+func NewRSARecipient(pub *rsa.PublicKey, hash crypto.Hash) (*RSARecipient, error) {
+	if bits := pub.N.BitLen(); bits < MinRSABits || bits > MaxRSABits {
+		return nil, fmt.Errorf("RSA key of %d bits: recipients must have %d to %d bits", bits, MinRSABits, MaxRSABits)
+	}
+	if _, err := oaepID(hash); err != nil {
+		return nil, err
+	}
+	id, err := KeyIDOf(pub)
+	if err != nil {
+		return nil, err
+	}
+	return &RSARecipient{pub: pub, hash: hash, id: id, rand: rand.Reader}, nil
+}
+
+// KeyID returns the recipient's key identifier.
+func (r *RSARecipient) KeyID() KeyID { return r.id }
+
+// Hash returns the OAEP digest the recipient uses.
+func (r *RSARecipient) Hash() crypto.Hash { return r.hash }
+
+// Wrap implements Recipient.
+func (r *RSARecipient) Wrap(fileKey []byte) (*Stanza, error) {
+	hid, _ := oaepID(r.hash)
+	ct, err := rsa.EncryptOAEP(r.hash.New(), r.rand, r.pub, fileKey, nil)
+	if err != nil {
+		return nil, fmt.Errorf("RSA-OAEP wrap: %w", err)
+	}
+	return &Stanza{Type: format.StanzaRSAOAEP, KeyID: r.id, Body: append([]byte{hid}, ct...)}, nil
+}
+
+// ECRecipient wraps file keys with ephemeral-static ECDH on P-256 or
+// P-384, the X9.63 KDF with SHA-256 and AES key wrap with padding.
+type ECRecipient struct {
+	pub  *ecdh.PublicKey
+	typ  uint8
+	id   KeyID
+	rand io.Reader
+}
+
+// NewECRecipient returns a recipient for a P-256 or P-384 public key.
+func NewECRecipient(pub *ecdsa.PublicKey) (*ECRecipient, error) {
+	var typ uint8
+	switch pub.Curve {
+	case elliptic.P256():
+		typ = format.StanzaECDHP256
+	case elliptic.P384():
+		typ = format.StanzaECDHP384
+	default:
+		return nil, fmt.Errorf("unsupported curve %s: recipients must be P-256 or P-384", pub.Curve.Params().Name)
+	}
+	epub, err := pub.ECDH()
+	if err != nil {
+		return nil, err
+	}
+	id, err := KeyIDOf(pub)
+	if err != nil {
+		return nil, err
+	}
+	return &ECRecipient{pub: epub, typ: typ, id: id, rand: rand.Reader}, nil
+}
+
+// KeyID returns the recipient's key identifier.
+func (r *ECRecipient) KeyID() KeyID { return r.id }
+
+func ecLabel(typ uint8) string {
+	if typ == format.StanzaECDHP256 {
+		return "tokenseal/v1 ECDH-P256"
+	}
+	return "tokenseal/v1 ECDH-P384"
+}
+
+// sharedInfo binds the KEK to the stanza type and both public keys.
+func sharedInfo(typ uint8, eph, static []byte) []byte {
+	si := append([]byte(ecLabel(typ)), eph...)
+	return append(si, static...)
+}
+
+// Wrap implements Recipient.
+func (r *ECRecipient) Wrap(fileKey []byte) (*Stanza, error) {
+	eph, err := r.pub.Curve().GenerateKey(r.rand)
+	if err != nil {
+		return nil, err
+	}
+	z, err := eph.ECDH(r.pub)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(z)
+	ephBytes := eph.PublicKey().Bytes()
+	kek := kw.X963KDFSHA256(z, sharedInfo(r.typ, ephBytes, r.pub.Bytes()), 32)
+	defer clear(kek)
+	wrapped, err := kw.WrapPad(kek, fileKey)
+	if err != nil {
+		return nil, err
+	}
+	return &Stanza{Type: r.typ, KeyID: r.id, Body: append(ephBytes, wrapped...)}, nil
+}
+
+// keyIdentity is the Identity of an RSAKey or ECDHKey.
+type keyIdentity struct {
+	id    KeyID
+	rsa   RSAKey
+	ec    ECDHKey
+	curve ecdh.Curve
+	typ   uint8
+	pub   []byte // uncompressed point, for EC
+	size  int    // RSA modulus bytes
+}
+
+// NewRSAIdentity returns the Identity of an RSA key.
+func NewRSAIdentity(k RSAKey) (Identity, error) {
+	pub, ok := k.Public().(*rsa.PublicKey)
+	if !ok {
+		return nil, errors.New("not an RSA key")
+	}
+	id, err := KeyIDOf(pub)
+	if err != nil {
+		return nil, err
+	}
+	return &keyIdentity{id: id, rsa: k, typ: format.StanzaRSAOAEP, size: pub.Size()}, nil
+}
+
+// NewECDHIdentity returns the Identity of a P-256 or P-384 key.
+func NewECDHIdentity(k ECDHKey) (Identity, error) {
+	pub, ok := k.Public().(*ecdsa.PublicKey)
+	if !ok {
+		return nil, errors.New("not an EC key")
+	}
+	ki := &keyIdentity{ec: k}
+	switch pub.Curve {
+	case elliptic.P256():
+		ki.typ, ki.curve = format.StanzaECDHP256, ecdh.P256()
+	case elliptic.P384():
+		ki.typ, ki.curve = format.StanzaECDHP384, ecdh.P384()
+	default:
+		return nil, fmt.Errorf("unsupported curve %s", pub.Curve.Params().Name)
+	}
+	epub, err := pub.ECDH()
+	if err != nil {
+		return nil, err
+	}
+	ki.pub = epub.Bytes()
+	if ki.id, err = KeyIDOf(pub); err != nil {
+		return nil, err
+	}
+	return ki, nil
+}
+
+// KeyID returns the identity's key identifier.
+func (k *keyIdentity) KeyID() KeyID { return k.id }
+
+// Unwrap implements Identity.
+func (k *keyIdentity) Unwrap(stanzas []*Stanza) ([]byte, error) {
+	for _, s := range stanzas {
+		if s.Type != k.typ || KeyID(s.KeyID) != k.id {
+			continue
+		}
+		if k.rsa != nil {
+			return k.unwrapRSA(s.Body)
+		}
+		return k.unwrapEC(s.Body)
+	}
+	return nil, ErrIncorrectIdentity
+}
+
+func (k *keyIdentity) unwrapRSA(body []byte) ([]byte, error) {
+	if len(body) != 1+k.size {
+		return nil, ErrUnwrap
+	}
+	var h crypto.Hash
+	switch body[0] {
+	case oaepSHA1:
+		h = crypto.SHA1
+	case oaepSHA256:
+		h = crypto.SHA256
+	default:
+		return nil, rejected(fmt.Sprintf("RSA-OAEP stanza names unknown digest %d", body[0]))
+	}
+	fk, err := k.rsa.DecryptOAEP(h, body[1:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnwrap, err)
+	}
+	if len(fk) != FileKeySize {
+		clear(fk)
+		return nil, ErrUnwrap
+	}
+	return fk, nil
+}
+
+func (k *keyIdentity) unwrapEC(body []byte) ([]byte, error) {
+	n := len(k.pub)
+	if len(body) != n+40 {
+		return nil, ErrUnwrap
+	}
+	eph := body[:n]
+	// Check the point here, before it reaches the token: on the curve, not
+	// the identity, uncompressed.
+	if _, err := k.curve.NewPublicKey(eph); err != nil {
+		return nil, ErrUnwrap
+	}
+	z, err := k.ec.ECDH(eph)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnwrap, err)
+	}
+	defer clear(z)
+	if len(z) != (n-1)/2 {
+		return nil, ErrUnwrap
+	}
+	kek := kw.X963KDFSHA256(z, sharedInfo(k.typ, eph, k.pub), 32)
+	defer clear(kek)
+	fk, err := kw.UnwrapPad(kek, body[n:])
+	if err != nil || len(fk) != FileKeySize {
+		clear(fk)
+		return nil, ErrUnwrap
+	}
+	return fk, nil
+}
+
+// softwareRSA and softwareEC let tests and tools use keys held in memory.
+type softwareRSA struct{ k *rsa.PrivateKey }
+
+func (s softwareRSA) Public() crypto.PublicKey { return &s.k.PublicKey }
+func (s softwareRSA) DecryptOAEP(h crypto.Hash, ct []byte) ([]byte, error) {
+	return rsa.DecryptOAEP(h.New(), nil, s.k, ct, nil)
+}
+
+type softwareEC struct {
+	k  *ecdsa.PrivateKey
+	ek *ecdh.PrivateKey
+}
+
+func (s softwareEC) Public() crypto.PublicKey { return &s.k.PublicKey }
+func (s softwareEC) ECDH(peer []byte) ([]byte, error) {
+	p, err := s.ek.Curve().NewPublicKey(peer)
+	if err != nil {
+		return nil, err
+	}
+	return s.ek.ECDH(p)
+}
+
+// NewSoftwareIdentity returns the Identity of a private key held in memory
+// (*rsa.PrivateKey or a P-256/P-384 *ecdsa.PrivateKey). tokenseal itself
+// opens with keys on a token; this serves tests and other tools.
+func NewSoftwareIdentity(priv crypto.PrivateKey) (Identity, error) {
+	switch k := priv.(type) {
+	case *rsa.PrivateKey:
+		return NewRSAIdentity(softwareRSA{k})
+	case *ecdsa.PrivateKey:
+		ek, err := k.ECDH()
+		if err != nil {
+			return nil, err
+		}
+		return NewECDHIdentity(softwareEC{k, ek})
+	}
+	return nil, fmt.Errorf("unsupported private key type %T", priv)
+}
+
+var _ = sha1.New // OAEP with SHA-1 needs the hash linked in
