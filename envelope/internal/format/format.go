@@ -38,9 +38,9 @@ const (
 // Stanza types. A reader skips stanzas of a type it does not know: they are
 // addressed to recipients of kinds it cannot serve.
 const (
-	StanzaRSAOAEP   = 0x01
-	StanzaECDHP256  = 0x02
-	StanzaECDHP384  = 0x03
+	StanzaRSAOAEP  = 0x01
+	StanzaECDHP256 = 0x02
+	StanzaECDHP384 = 0x03
 )
 
 // Extension types. The high bit marks an extension a reader must
