@@ -24,6 +24,7 @@ package envelope
 
 import (
 	"bufio"
+	"crypto"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
@@ -31,6 +32,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 
@@ -169,6 +171,9 @@ type SealOptions struct {
 	// Rand is the source of the file key, the salt and ephemeral keys.
 	// Nil means crypto/rand.Reader.
 	Rand io.Reader
+	// Sender, when set, signs the envelope and stamps it with a serial
+	// number and a timestamp.
+	Sender *Sender
 }
 
 // Seal returns a WriteCloser that encrypts to recipients what is written
@@ -194,6 +199,13 @@ func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteClo
 		return nil, fmt.Errorf("generating file key: %w", err)
 	}
 	h := &format.Header{ChunkLog2: format.ChunkLog2}
+	if opts.Sender != nil {
+		ext, err := opts.Sender.extension()
+		if err != nil {
+			return nil, err
+		}
+		h.Sender = ext
+	}
 	if _, err := io.ReadFull(rnd, h.Salt[:]); err != nil {
 		return nil, fmt.Errorf("generating salt: %w", err)
 	}
@@ -221,19 +233,36 @@ func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteClo
 		armor = format.NewArmoredWriter(dst)
 		out = armor
 	}
-	if _, err := out.Write(append(covered, h.MAC[:]...)); err != nil {
+	raw := append(covered, h.MAC[:]...)
+	if _, err := out.Write(raw); err != nil {
 		return nil, err
 	}
-	w, err := stream.NewWriter(ks.payload, out)
+	sw := &sealWriter{armor: armor, out: out}
+	payloadOut := out
+	if h.Sender != nil {
+		hh := sha256.Sum256(raw)
+		sw.sender, sw.ext, sw.headerHash, sw.rand = opts.Sender, h.Sender, hh[:], rnd
+		sw.payloadHash = sha256.New()
+		payloadOut = io.MultiWriter(out, sw.payloadHash)
+	}
+	w, err := stream.NewWriter(ks.payload, payloadOut)
 	if err != nil {
 		return nil, err
 	}
-	return &sealWriter{w: w, armor: armor}, nil
+	sw.w = w
+	return sw, nil
 }
 
 type sealWriter struct {
 	w     *stream.Writer
 	armor *format.ArmoredWriter
+	out   io.Writer
+
+	sender      *Sender
+	ext         *format.Sender
+	headerHash  []byte
+	payloadHash hash.Hash
+	rand        io.Reader
 }
 
 func (s *sealWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
@@ -241,6 +270,15 @@ func (s *sealWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
 func (s *sealWriter) Close() error {
 	if err := s.w.Close(); err != nil {
 		return err
+	}
+	if s.sender != nil {
+		sig, err := s.sender.sign(s.rand, s.ext, s.headerHash, s.payloadHash.Sum(nil))
+		if err != nil {
+			return err
+		}
+		if _, err := s.out.Write(sig); err != nil {
+			return err
+		}
 	}
 	if s.armor != nil {
 		return s.armor.Close()
@@ -254,20 +292,42 @@ type Opened struct {
 	KeyID KeyID
 	// Armored is true when the input was ASCII armored.
 	Armored bool
-	// Sender is the sender extension, nil for an anonymous envelope.
-	Sender *format.Sender
+	// Sender is what the envelope says about its sender, nil for an
+	// anonymous envelope. It is authenticated only once the Reader has
+	// returned io.EOF.
+	Sender *SenderInfo
+	// SenderKey is the public key that verified the signature.
+	SenderKey crypto.PublicKey
 }
+
+// OpenOptions change how Open works. The zero value accepts anonymous
+// envelopes and refuses signed ones, whose senders it cannot know.
+type OpenOptions struct {
+	// Senders returns the public key of a trusted sender, or an error
+	// wrapping ErrUnknownSender. Nil trusts nobody.
+	Senders func(KeyID) (crypto.PublicKey, error)
+	// RefuseAnonymous refuses envelopes without a sender signature.
+	RefuseAnonymous bool
+}
+
+// ErrUnknownSender is what OpenOptions.Senders returns for a key it does
+// not trust.
+var ErrUnknownSender = errors.New("unknown sender")
 
 // Reader decrypts an envelope's payload. See the package documentation for
 // what it guarantees.
 type Reader struct {
 	Opened
-	r   io.Reader
-	err error
+	r    io.Reader
+	err  error
+	hold *holdback
+	hash hash.Hash
+	head []byte // SHA-256 of the header
 }
 
 // Read returns authenticated plaintext. Every error after the first is the
 // first; any error other than io.EOF means the envelope is to be rejected.
+// For a signed envelope, io.EOF also means the signature verified.
 func (r *Reader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
@@ -276,6 +336,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if err != nil {
 		switch {
 		case err == io.EOF:
+			err = r.finish()
 		case errors.Is(err, stream.ErrAuth), errors.Is(err, stream.ErrTruncated):
 			err = ErrPayloadAuth
 		default:
@@ -286,10 +347,24 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Open reads an envelope's header from src, binary or armored, finds a
-// stanza that one of identities can unwrap, checks the header MAC and
-// returns a Reader of the payload. Identities are tried in order.
-func Open(src io.Reader, identities []Identity) (*Reader, error) {
+func (r *Reader) finish() error {
+	if r.hold == nil {
+		return io.EOF
+	}
+	if !verify(r.SenderKey, r.Sender, r.head, r.hash.Sum(nil), r.hold.trailer()) {
+		return ErrSignature
+	}
+	return io.EOF
+}
+
+// Open reads an envelope's header from src, binary or armored, checks the
+// sender against opts, finds a stanza that one of identities can unwrap,
+// checks the header MAC and returns a Reader of the payload. Identities
+// are tried in order. opts may be nil.
+func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, error) {
+	if opts == nil {
+		opts = &OpenOptions{}
+	}
 	br := bufio.NewReaderSize(src, 64<<10)
 	peek, _ := br.Peek(len(format.ArmorBegin))
 	var in io.Reader = br
@@ -301,11 +376,27 @@ func Open(src io.Reader, identities []Identity) (*Reader, error) {
 	if err != nil {
 		return nil, wrapReject(err)
 	}
-	if h.Sender != nil {
-		// The sender extension is defined by the format but signature
-		// verification is not implemented yet: refuse rather than
-		// ignore what the sender signed.
-		return nil, rejected("signed envelopes are not supported by this version")
+	res := &Reader{Opened: Opened{Armored: armored, Sender: h.Sender}}
+	if h.Sender == nil {
+		if opts.RefuseAnonymous {
+			return nil, ErrUnsigned
+		}
+	} else {
+		// Who signed is checked before the token does any work.
+		if opts.Senders == nil {
+			return nil, &UnknownSenderError{KeyID(h.Sender.KeyID)}
+		}
+		pub, err := opts.Senders(KeyID(h.Sender.KeyID))
+		if errors.Is(err, ErrUnknownSender) {
+			return nil, &UnknownSenderError{KeyID(h.Sender.KeyID)}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if id, err := KeyIDOf(pub); err != nil || id != KeyID(h.Sender.KeyID) {
+			return nil, errors.New("trusted sender's key does not match its key identifier")
+		}
+		res.SenderKey = pub
 	}
 	fileKey, keyID, err := unwrap(h, identities)
 	if err != nil {
@@ -321,11 +412,21 @@ func Open(src io.Reader, identities []Identity) (*Reader, error) {
 	if !hmac.Equal(want, h.MAC[:]) {
 		return nil, ErrHeaderAuth
 	}
-	sr, err := stream.NewReader(ks.payload, in)
+	res.KeyID = keyID
+	payload := in
+	if h.Sender != nil {
+		hh := sha256.Sum256(raw)
+		res.head = hh[:]
+		res.hold = newHoldback(in, h.TrailerLen())
+		res.hash = sha256.New()
+		payload = io.TeeReader(res.hold, res.hash)
+	}
+	sr, err := stream.NewReader(ks.payload, payload)
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{Opened: Opened{KeyID: keyID, Armored: armored, Sender: h.Sender}, r: sr}, nil
+	res.r = sr
+	return res, nil
 }
 
 func unwrap(h *format.Header, identities []Identity) ([]byte, KeyID, error) {

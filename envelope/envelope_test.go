@@ -80,7 +80,7 @@ func seal(t testing.TB, plain []byte, armor bool, rs ...envelope.Recipient) []by
 }
 
 func open(env []byte, ids ...envelope.Identity) ([]byte, error) {
-	r, err := envelope.Open(bytes.NewReader(env), ids)
+	r, err := envelope.Open(bytes.NewReader(env), ids, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +217,7 @@ func TestChunkSurgery(t *testing.T) {
 		"appended chunk": cat(env, chunk(0)),
 	}
 	for name, bad := range cases {
-		r, err := envelope.Open(bytes.NewReader(bad), []envelope.Identity{id})
+		r, err := envelope.Open(bytes.NewReader(bad), []envelope.Identity{id}, nil)
 		if err != nil {
 			t.Fatalf("%s: header refused: %v", name, err)
 		}

@@ -1,0 +1,200 @@
+package envelope
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/tokenseal/tokenseal/envelope/internal/format"
+)
+
+// SenderInfo is what a signed envelope says about its sender: the signing
+// key's identifier, the signature algorithm, the stream and serial number
+// and the timestamp (milliseconds since the Unix epoch).
+type SenderInfo = format.Sender
+
+// Sender signs an envelope. The serial number must have been reserved
+// durably before Seal is called (see the state package): Seal only
+// writes what it is given.
+type Sender struct {
+	// Signer is a P-256 ECDSA key or an RSA key of 2048 to 4096 bits
+	// (signing with RSA-PSS), typically on a token.
+	Signer   crypto.Signer
+	StreamID uint64
+	Serial   uint64
+	Time     time.Time
+}
+
+// ErrSignature means the sender's signature did not verify.
+var ErrSignature = rejected("sender signature does not verify")
+
+// ErrUnsigned is returned by Open for an anonymous envelope when
+// OpenOptions.AllowAnonymous is false.
+var ErrUnsigned = rejected("envelope is not signed (anonymous); refusing without allow-anonymous")
+
+// UnknownSenderError is returned by Open for an envelope signed by a key
+// the caller does not trust.
+type UnknownSenderError struct{ KeyID KeyID }
+
+func (e *UnknownSenderError) Error() string {
+	return "envelope is signed by an untrusted key " + e.KeyID.String()
+}
+
+func (e *UnknownSenderError) Is(target error) bool { return target == ErrRejected }
+
+const sigContext = "tokenseal/v1 signature\x00"
+
+func signedMessageDigest(headerHash, payloadHash []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(sigContext))
+	h.Write(headerHash)
+	h.Write(payloadHash)
+	return h.Sum(nil)
+}
+
+// senderExtension fills the header's sender extension for s.
+func (s *Sender) extension() (*format.Sender, error) {
+	if s.Serial == 0 || s.Serial >= 1<<63 {
+		return nil, fmt.Errorf("serial %d out of range", s.Serial)
+	}
+	pub := s.Signer.Public()
+	id, err := KeyIDOf(pub)
+	if err != nil {
+		return nil, err
+	}
+	f := &format.Sender{KeyID: id, StreamID: s.StreamID, Serial: s.Serial, Timestamp: uint64(s.Time.UnixMilli())}
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return nil, errors.New("signing keys must be P-256 or RSA")
+		}
+		f.SigAlg, f.SigLen = format.SigECDSAP256SHA256, 64
+	case *rsa.PublicKey:
+		if bits := k.N.BitLen(); bits < MinRSABits || bits > MaxRSABits {
+			return nil, fmt.Errorf("RSA signing key of %d bits: need %d to %d", bits, MinRSABits, MaxRSABits)
+		}
+		f.SigAlg, f.SigLen = format.SigRSAPSSSHA256, uint16(k.Size())
+	default:
+		return nil, fmt.Errorf("unsupported signing key type %T", pub)
+	}
+	return f, nil
+}
+
+// sign returns the trailer for the given digests.
+func (s *Sender) sign(rand io.Reader, f *format.Sender, headerHash, payloadHash []byte) ([]byte, error) {
+	d := signedMessageDigest(headerHash, payloadHash)
+	switch f.SigAlg {
+	case format.SigECDSAP256SHA256:
+		der, err := s.Signer.Sign(rand, d, crypto.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("signing: %w", err)
+		}
+		return ecdsaRaw(der)
+	default:
+		sig, err := s.Signer.Sign(rand, d, &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256})
+		if err != nil {
+			return nil, fmt.Errorf("signing: %w", err)
+		}
+		if len(sig) != int(f.SigLen) {
+			return nil, fmt.Errorf("signing: signature of %d bytes, want %d", len(sig), f.SigLen)
+		}
+		return sig, nil
+	}
+}
+
+// ecdsaRaw turns an ASN.1 ECDSA-Sig-Value into r || s of 32 bytes each.
+func ecdsaRaw(der []byte) ([]byte, error) {
+	var seq cryptobyte.String
+	var r, s big.Int
+	in := cryptobyte.String(der)
+	if !in.ReadASN1(&seq, asn1.SEQUENCE) || !in.Empty() ||
+		!seq.ReadASN1Integer(&r) || !seq.ReadASN1Integer(&s) || !seq.Empty() {
+		return nil, errors.New("signing: malformed ECDSA signature from the signer")
+	}
+	if r.Sign() <= 0 || s.Sign() <= 0 || r.BitLen() > 256 || s.BitLen() > 256 {
+		return nil, errors.New("signing: ECDSA signature out of range")
+	}
+	out := make([]byte, 64)
+	r.FillBytes(out[:32])
+	s.FillBytes(out[32:])
+	return out, nil
+}
+
+func verify(pub crypto.PublicKey, f *format.Sender, headerHash, payloadHash, sig []byte) bool {
+	d := signedMessageDigest(headerHash, payloadHash)
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if f.SigAlg != format.SigECDSAP256SHA256 || k.Curve != elliptic.P256() || len(sig) != 64 {
+			return false
+		}
+		r := new(big.Int).SetBytes(sig[:32])
+		s := new(big.Int).SetBytes(sig[32:])
+		return ecdsa.Verify(k, d, r, s)
+	case *rsa.PublicKey:
+		if f.SigAlg != format.SigRSAPSSSHA256 || len(sig) != k.Size() {
+			return false
+		}
+		return rsa.VerifyPSS(k, crypto.SHA256, d, sig, &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256}) == nil
+	}
+	return false
+}
+
+// holdback passes through everything its source yields except the last n
+// bytes, which it keeps: the payload reader sees the payload and the
+// trailer stays behind.
+type holdback struct {
+	r     io.Reader
+	n     int
+	buf   []byte
+	start int
+	end   int
+	eof   bool
+	err   error
+}
+
+func newHoldback(r io.Reader, n int) *holdback {
+	return &holdback{r: r, n: n, buf: make([]byte, n+64<<10)}
+}
+
+func (h *holdback) Read(p []byte) (int, error) {
+	for h.end-h.start <= h.n {
+		if h.eof {
+			if h.end-h.start < h.n {
+				return 0, errTrailerTruncated
+			}
+			return 0, io.EOF
+		}
+		if h.err != nil {
+			return 0, h.err
+		}
+		if h.start > 0 {
+			h.end = copy(h.buf, h.buf[h.start:h.end])
+			h.start = 0
+		}
+		m, err := h.r.Read(h.buf[h.end:])
+		h.end += m
+		if err == io.EOF {
+			h.eof = true
+		} else if err != nil {
+			h.err = err
+		}
+	}
+	m := copy(p, h.buf[h.start:h.end-h.n])
+	h.start += m
+	return m, nil
+}
+
+// trailer returns the held-back bytes once the source is exhausted.
+func (h *holdback) trailer() []byte { return h.buf[h.start:h.end] }
+
+var errTrailerTruncated = rejected("envelope truncated: the signature trailer is incomplete")

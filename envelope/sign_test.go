@@ -1,0 +1,121 @@
+package envelope_test
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/tokenseal/tokenseal/envelope"
+)
+
+func signers(t testing.TB) map[string]crypto.Signer {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	r, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]crypto.Signer{"p256": p256, "rsa": r}
+}
+
+func sealSigned(t testing.TB, plain []byte, armor bool, s *envelope.Sender, rs ...envelope.Recipient) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := envelope.Seal(&buf, rs, &envelope.SealOptions{Armor: armor, Sender: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(plain)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func trusting(pubs ...crypto.PublicKey) *envelope.OpenOptions {
+	return &envelope.OpenOptions{RefuseAnonymous: true, Senders: func(id envelope.KeyID) (crypto.PublicKey, error) {
+		for _, p := range pubs {
+			if k, _ := envelope.KeyIDOf(p); k == id {
+				return p, nil
+			}
+		}
+		return nil, envelope.ErrUnknownSender
+	}}
+}
+
+func openWith(env []byte, opts *envelope.OpenOptions, ids ...envelope.Identity) ([]byte, *envelope.Reader, error) {
+	r, err := envelope.Open(bytes.NewReader(env), ids, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := io.ReadAll(r)
+	return b, r, err
+}
+
+func TestSignedRoundTrip(t *testing.T) {
+	k := testKeys(t)[2]
+	for name, sg := range signers(t) {
+		for _, armor := range []bool{false, true} {
+			for _, n := range []int{0, 1, 65536, 65537, 200000} {
+				plain := make([]byte, n)
+				rand.Read(plain)
+				now := time.UnixMilli(1764000000123)
+				env := sealSigned(t, plain, armor, &envelope.Sender{Signer: sg, StreamID: 99, Serial: 7, Time: now}, recipient(t, k))
+				got, r, err := openWith(env, trusting(sg.Public()), identity(t, k))
+				if err != nil || !bytes.Equal(got, plain) {
+					t.Fatalf("%s armor=%v n=%d: %v", name, armor, n, err)
+				}
+				if r.Sender.Serial != 7 || r.Sender.StreamID != 99 || r.Sender.Timestamp != uint64(now.UnixMilli()) {
+					t.Fatalf("sender info %+v", r.Sender)
+				}
+			}
+		}
+	}
+}
+
+func TestSignedRefusals(t *testing.T) {
+	k := testKeys(t)[2]
+	sg := signers(t)
+	p256 := sg["p256"]
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	id := identity(t, k)
+	plain := []byte("pay bob 100")
+	env := sealSigned(t, plain, false, &envelope.Sender{Signer: p256, Serial: 1, Time: time.Now()}, recipient(t, k))
+
+	// Unknown sender: refused before any unwrap.
+	_, _, err := openWith(env, trusting(other.Public()), id)
+	var us *envelope.UnknownSenderError
+	if !errors.As(err, &us) || !errors.Is(err, envelope.ErrRejected) {
+		t.Fatalf("untrusted sender: %v", err)
+	}
+	// Default options trust nobody.
+	if _, _, err := openWith(env, nil, id); !errors.As(err, &us) {
+		t.Fatalf("nil options: %v", err)
+	}
+	// Anonymous refused when asked.
+	anon := seal(t, plain, false, recipient(t, k))
+	if _, _, err := openWith(anon, trusting(p256.Public()), id); !errors.Is(err, envelope.ErrUnsigned) {
+		t.Fatalf("anonymous: %v", err)
+	}
+	// Every byte flip and every truncation of a signed envelope is refused
+	// and nothing is accepted as complete.
+	for i := range env {
+		bad := bytes.Clone(env)
+		bad[i] ^= 0x80
+		if _, _, err := openWith(bad, trusting(p256.Public()), id); !errors.Is(err, envelope.ErrRejected) {
+			t.Fatalf("flip at %d: %v", i, err)
+		}
+	}
+	for n := range env {
+		if _, _, err := openWith(env[:n], trusting(p256.Public()), id); !errors.Is(err, envelope.ErrRejected) {
+			t.Fatalf("truncated to %d: %v", n, err)
+		}
+	}
+}
+
