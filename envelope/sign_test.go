@@ -118,4 +118,3 @@ func TestSignedRefusals(t *testing.T) {
 		}
 	}
 }
-
