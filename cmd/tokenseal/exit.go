@@ -1,0 +1,97 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/tokenseal/tokenseal/token"
+)
+
+// Exit codes: the one table, documented in README.md. Nothing at 126 or
+// above.
+const (
+	exitOK       = 0 // success
+	exitOther    = 1 // any other error
+	exitUsage    = 2 // bad command line
+	exitToken    = 3 // module not loadable, token absent, login failed, key not found or of the wrong kind
+	exitEnvelope = 4 // envelope rejected: malformed, tampered, truncated, not addressed to a key here, bad signature
+	exitReplay   = 5 // replay rejected
+)
+
+// usageError is a command-line mistake (exit 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, a ...any) error {
+	return &usageError{fmt.Sprintf(format, a...)}
+}
+
+// exitCode maps an error to the exit-code table, in one place. The order
+// matters: specific conditions before the generic token rule.
+func exitCode(err error) int {
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, token.ErrUnwrapFailed):
+		// A wrapped key the token refused for its data: the envelope is
+		// not addressed to this key, or corrupted.
+		return exitEnvelope
+
+	// ---- envelope and replay sentinels (seal/open, issue 3) go here, ----
+	// ---- before the generic token rule, e.g.:                        ----
+	// case errors.Is(err, envelope.ErrReplay):
+	// 	return exitReplay
+	// case errors.Is(err, envelope.ErrNoMatchingKey), ...:
+	// 	return exitEnvelope
+	// ---- end of envelope and replay sentinels                        ----
+
+	case errors.Is(err, token.ErrToken):
+		return exitToken
+	}
+	return exitOther
+}
+
+// hint returns a line of advice for some errors, or "".
+func hint(err error) string {
+	var ue *usageError
+	switch {
+	case errors.As(err, &ue):
+		return "run 'tokenseal help' for usage"
+	case errors.Is(err, token.ErrNoPIN):
+		return "give the PIN with --pin-file FILE or TOKENSEAL_PIN, or run on a terminal"
+	case errors.Is(err, token.ErrModuleNotFound):
+		return "install SoftHSM2 or OpenSC (scripts/install-deps.sh), or pass --module PATH / TOKENSEAL_MODULE"
+	case errors.Is(err, token.ErrTokenNotFound):
+		return "run 'tokenseal token list' and select one with --token LABEL or a pkcs11: URI"
+	case errors.Is(err, token.ErrLoginFailed):
+		return "check the PIN: each wrong PIN brings the token closer to locking it"
+	case errors.Is(err, token.ErrKeyNotFound):
+		return "run 'tokenseal key list' to see the keys on the token"
+	}
+	return ""
+}
+
+// report prints err as one "tokenseal: error:" line (and maybe a hint) and
+// returns its exit code.
+func report(stderr io.Writer, err error) int {
+	code := exitCode(err)
+	if err == nil {
+		return code
+	}
+	fmt.Fprintf(stderr, "tokenseal: error: %s\n", oneLine(err.Error()))
+	if h := hint(err); h != "" {
+		fmt.Fprintf(stderr, "tokenseal: hint: %s\n", h)
+	}
+	return code
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+)
+
+var keyListCommand = &cli.Command{
+	Name:  "list",
+	Usage: "list the key pairs on the token",
+	Flags: []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "print a JSON array instead of a table"},
+	},
+	Action: keyList,
+}
+
+// keyJSON is one key in `key list --json`.
+type keyJSON struct {
+	Label            string `json:"label"`
+	ID               string `json:"id"`
+	Type             string `json:"type"`
+	Bits             int    `json:"bits"`
+	Curve            string `json:"curve,omitempty"`
+	Usage            string `json:"usage"`
+	Fingerprint      string `json:"fingerprint_sha256"`
+	Sensitive        bool   `json:"sensitive"`
+	NeverExtractable bool   `json:"never_extractable"`
+}
+
+func keyList(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErrorf("key list takes no arguments")
+	}
+	tok, err := openToken(c)
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	keys, err := tok.Keys()
+	if err != nil {
+		return err
+	}
+	out := make([]keyJSON, 0, len(keys))
+	for _, k := range keys {
+		fp := k.Fingerprint()
+		out = append(out, keyJSON{
+			Label: k.Label, ID: hex.EncodeToString(k.ID), Type: k.Type, Bits: k.Bits, Curve: k.Curve,
+			Usage: k.Usage, Fingerprint: hex.EncodeToString(fp[:]),
+			Sensitive: k.Sensitive, NeverExtractable: k.NeverExtractable,
+		})
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+		return tok.Close()
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LABEL\tTYPE\tSIZE\tUSAGE\tSENSITIVE\tNEVER-EXTRACTABLE\tID\tSHA256-SPKI")
+	for _, k := range out {
+		size := fmt.Sprint(k.Bits)
+		if k.Curve != "" {
+			size = k.Curve
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Label, k.Type, size, k.Usage,
+			yesNo(k.Sensitive), yesNo(k.NeverExtractable), k.ID, k.Fingerprint)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return tok.Close()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

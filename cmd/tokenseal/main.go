@@ -1,0 +1,25 @@
+// Command tokenseal seals files to keys held on PKCS#11 tokens and opens
+// them on the token. This file holds main and run; commands.go lists the
+// commands, exit.go maps errors to exit codes, and each command's action
+// lives in a file of its own.
+package main
+
+import (
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run runs the CLI and returns the exit code; it never calls os.Exit, so
+// the CLI can be driven in-process by tests.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.Run(args)
+	return report(stderr, err)
+}

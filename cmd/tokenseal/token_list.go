@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tokenseal/tokenseal/token"
+	"github.com/urfave/cli/v2"
+)
+
+var tokenListCommand = &cli.Command{
+	Name:   "list",
+	Usage:  "list the module's slots and tokens (no PIN needed)",
+	Action: tokenList,
+}
+
+func tokenList(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageErrorf("token list takes no arguments")
+	}
+	module, toks, err := token.ListTokens(c.String("module"))
+	if err != nil {
+		return err
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "module: %s\n", module)
+	if len(toks) == 0 {
+		fmt.Fprintln(w, "no slots")
+	}
+	for _, t := range toks {
+		if !t.SlotPresent {
+			fmt.Fprintf(w, "slot %d: no token (%s)\n", t.Slot, t.SlotDescription)
+			continue
+		}
+		var flags []string
+		if t.Initialized {
+			flags = append(flags, "initialized")
+		} else {
+			flags = append(flags, "uninitialized")
+		}
+		if t.LoginRequired {
+			flags = append(flags, "login-required")
+		}
+		if t.UserPINInit {
+			flags = append(flags, "user-pin-set")
+		}
+		fmt.Fprintf(w, "slot %d: label=%q serial=%s manufacturer=%q model=%q flags=%s\n",
+			t.Slot, t.Label, t.Serial, t.Manufacturer, t.Model, strings.Join(flags, ","))
+	}
+	return nil
+}
