@@ -29,6 +29,8 @@ var (
 	ErrTokenNotFound error = &tokenSentinel{"token not found"}
 	// ErrKeyNotFound: no key pair matches, or more than one does.
 	ErrKeyNotFound error = &tokenSentinel{"key not found"}
+	// ErrTokenExists: token init asked for a label an initialized token has.
+	ErrTokenExists error = &tokenSentinel{"token label already exists"}
 	// ErrKeyExists: a key generation asked for a label already in use.
 	ErrKeyExists error = &tokenSentinel{"key label already exists"}
 	// ErrWrongKeyType: the key exists but cannot do what was asked.

@@ -46,7 +46,7 @@ func InitToken(module, label, soPIN, userPIN string) (TokenInfo, error) {
 	slot, found := uint(0), false
 	for _, t := range toks {
 		if t.SlotPresent && t.Initialized && t.Label == label {
-			return TokenInfo{}, fmt.Errorf("init token: a token labelled %q already exists (serial %s)", label, t.Serial)
+			return TokenInfo{}, fmt.Errorf("%w: %q (serial %s)", ErrTokenExists, label, t.Serial)
 		}
 		if t.SlotPresent && !t.Initialized && !found {
 			slot, found = t.Slot, true

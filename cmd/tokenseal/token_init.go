@@ -25,8 +25,8 @@ var tokenInitCommand = &cli.Command{
 
 func tokenInit(c *cli.Context) error {
 	label := c.String("label")
-	if label == "" {
-		return usageErrorf("token init needs --label")
+	if label == "" || len(label) > 32 {
+		return usageErrorf("token init needs --label of 1 to 32 bytes")
 	}
 	if c.Args().Present() {
 		return usageErrorf("token init takes no arguments")

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/tokenseal/tokenseal/internal/softhsmtest"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"tokenseal": func() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs testdata/*.txtar, each against a fresh SoftHSM2 token
+// made by softhsmtest. The script sees SOFTHSM2_CONF, TOKENSEAL_MODULE,
+// TOKENSEAL_TOKEN, TOKENSEAL_PIN, and TOKEN_SERIAL, SO_PIN.
+//
+// Besides the standard commands, "exits CODE PROGRAM ARGS..." runs a
+// program like exec and checks its exact exit code.
+func TestScripts(t *testing.T) {
+	if _, err := softhsmtest.FindModule(); err != nil {
+		t.Fatal(err) // never skip: CI must have SoftHSM2
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:  "testdata",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"exits": cmdExits},
+		Setup: func(env *testscript.Env) error {
+			dir, err := os.MkdirTemp("", "tokenseal-script-")
+			if err != nil {
+				return err
+			}
+			env.Defer(func() { os.RemoveAll(dir) })
+			tok, err := softhsmtest.Make(dir)
+			if err != nil {
+				return err
+			}
+			env.Setenv("SOFTHSM2_CONF", tok.Conf)
+			env.Setenv("TOKENSEAL_MODULE", tok.Module)
+			env.Setenv("TOKENSEAL_TOKEN", tok.Label)
+			env.Setenv("TOKENSEAL_PIN", tok.PIN)
+			env.Setenv("TOKEN_SERIAL", tok.Serial)
+			env.Setenv("SO_PIN", tok.SOPIN)
+			return nil
+		},
+	})
+}
+
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! exits")
+	}
+	if len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROGRAM [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: bad code %q", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("exit code %d, want %d", got, want)
+	}
+}
