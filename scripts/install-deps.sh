@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install SoftHSM2 and OpenSC from Debian/Ubuntu packages when missing.
+# Install SoftHSM2 and OpenSC from Debian/Ubuntu packages when missing,
+# and a C compiler (miekg/pkcs11 uses cgo; go test -race needs it too).
 # Uses sudo only when not root. Safe to run again: does nothing when both
 # are present.
 set -euo pipefail
@@ -15,9 +16,10 @@ have_softhsm() {
 	return 1
 }
 have_opensc() { command -v pkcs11-tool >/dev/null 2>&1; }
+have_cc() { command -v "${CC:-gcc}" >/dev/null 2>&1 || command -v cc >/dev/null 2>&1; }
 
-if have_softhsm && have_opensc; then
-	echo "install-deps: softhsm2 and opensc already installed"
+if have_softhsm && have_opensc && have_cc; then
+	echo "install-deps: softhsm2, opensc and a C compiler already installed"
 	exit 0
 fi
 
@@ -38,6 +40,7 @@ fi
 pkgs=()
 have_softhsm || pkgs+=(softhsm2)
 have_opensc || pkgs+=(opensc)
+have_cc || pkgs+=(gcc libc6-dev)
 echo "install-deps: installing ${pkgs[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
