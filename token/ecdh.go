@@ -17,9 +17,12 @@ import (
 //
 // The template first asks for CKA_VALUE_LEN = field size and, if the
 // token refuses that template, retries without it; the choice is kept for
-// the Token. SoftHSM2 2.6.1 accepts CKA_VALUE_LEN (and without it returns
-// the full x-coordinate too) and takes the bare uncompressed point as the
-// public data.
+// the Token. Verified on SoftHSM2 2.6.1: the template with CKA_VALUE_LEN =
+// field size is accepted and gives the x-coordinate; without it the full
+// x-coordinate comes back too; a smaller CKA_VALUE_LEN silently gives a
+// truncated value that is not a prefix (hence the length check below);
+// both the bare uncompressed point and a DER OCTET STRING around it are
+// accepted as public data (we send the bare point, as PKCS#11 3.0 says).
 //
 // A peer that is not a valid point, or that the token refuses, gives an
 // error matching [ErrUnwrapFailed].

@@ -380,3 +380,40 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConcurrent runs unwraps and derives from several goroutines, so the
+// session pool lends more than one session (run with -race).
+func TestConcurrent(t *testing.T) {
+	tok, _ := open(t)
+	r := generate(t, tok, "r", "rsa-2048", "exchange")
+	e := generate(t, tok, "e", "p256", "exchange")
+	pub := r.Public().(*rsa.PublicKey)
+	tokPub, _ := e.Public().(*ecdsa.PublicKey).ECDH()
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		go func(i int) {
+			if i%2 == 0 {
+				secret := []byte{byte(i), 1, 2, 3}
+				ct, _ := rsa.EncryptOAEP(crypto.SHA1.New(), rand.Reader, pub, secret, nil)
+				pt, err := r.DecryptOAEP(crypto.SHA1, ct)
+				if err == nil && !bytes.Equal(pt, secret) {
+					err = errors.New("wrong plaintext")
+				}
+				errs <- err
+				return
+			}
+			eph, _ := ecdh.P256().GenerateKey(rand.Reader)
+			want, _ := eph.ECDH(tokPub)
+			got, err := e.ECDH(eph.PublicKey().Bytes())
+			if err == nil && !bytes.Equal(got, want) {
+				err = errors.New("wrong shared secret")
+			}
+			errs <- err
+		}(i)
+	}
+	for i := 0; i < 16; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
