@@ -209,11 +209,18 @@ func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteClo
 	if _, err := io.ReadFull(rnd, h.Salt[:]); err != nil {
 		return nil, fmt.Errorf("generating salt: %w", err)
 	}
+	seen := map[[33]byte]bool{}
 	for _, r := range recipients {
 		s, err := r.Wrap(fileKey)
 		if err != nil {
 			return nil, err
 		}
+		k := [33]byte{s.Type}
+		copy(k[1:], s.KeyID[:])
+		if seen[k] {
+			continue // the same recipient given twice
+		}
+		seen[k] = true
 		h.Stanzas = append(h.Stanzas, s)
 	}
 	ks, err := deriveKeys(fileKey, h.Salt[:])
@@ -429,24 +436,24 @@ func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, err
 	return res, nil
 }
 
+// unwrap offers each stanza to each identity in turn, so it knows which
+// stanza yielded the file key.
 func unwrap(h *format.Header, identities []Identity) ([]byte, KeyID, error) {
 	for _, id := range identities {
-		fk, err := id.Unwrap(h.Stanzas)
-		if errors.Is(err, ErrIncorrectIdentity) {
-			continue
+		for _, s := range h.Stanzas {
+			fk, err := id.Unwrap([]*Stanza{s})
+			if errors.Is(err, ErrIncorrectIdentity) {
+				continue
+			}
+			if err != nil {
+				return nil, KeyID{}, err
+			}
+			if len(fk) != FileKeySize {
+				clear(fk)
+				return nil, KeyID{}, ErrUnwrap
+			}
+			return fk, KeyID(s.KeyID), nil
 		}
-		if err != nil {
-			return nil, KeyID{}, err
-		}
-		if len(fk) != FileKeySize {
-			clear(fk)
-			return nil, KeyID{}, ErrUnwrap
-		}
-		var kid KeyID
-		if k, ok := id.(interface{ KeyID() KeyID }); ok {
-			kid = k.KeyID()
-		}
-		return fk, kid, nil
 	}
 	e := &NoIdentityMatchError{}
 	for _, s := range h.Stanzas {

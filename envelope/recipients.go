@@ -39,39 +39,49 @@ func NewRecipient(pub crypto.PublicKey, oaepHash crypto.Hash) (Recipient, error)
 // token accepts, and "key-id", when present, must match the key. Without
 // an oaep-hash line an RSA recipient gets SHA-256.
 func ParseRecipient(data []byte) (Recipient, error) {
+	pub, comments, err := parsePublic(data)
+	if err != nil {
+		return nil, err
+	}
+	hash := crypto.SHA256
+	switch v := comments["oaep-hash"]; v {
+	case "":
+	case "sha1":
+		hash = crypto.SHA1
+	case "sha256":
+		hash = crypto.SHA256
+	default:
+		return nil, fmt.Errorf("unknown oaep-hash %q", v)
+	}
+	return NewRecipient(pub, hash)
+}
+
+// ParsePublicKey parses a PEM or DER public key (SubjectPublicKeyInfo) or
+// certificate, as ParseRecipient does, and returns its public key.
+func ParsePublicKey(data []byte) (crypto.PublicKey, error) {
+	pub, _, err := parsePublic(data)
+	return pub, err
+}
+
+func parsePublic(data []byte) (crypto.PublicKey, map[string]string, error) {
 	block, rest := pem.Decode(data)
+	comments := map[string]string{}
 	var pub crypto.PublicKey
 	var err error
-	hash := crypto.SHA256
-	var wantID string
 	if block != nil {
 		if len(bytes.TrimSpace(rest)) != 0 {
-			return nil, errors.New("more than one PEM block")
+			return nil, nil, errors.New("more than one PEM block")
 		}
-		comments := data[:bytes.Index(data, []byte("-----BEGIN"))]
-		sc := bufio.NewScanner(bytes.NewReader(comments))
+		head := data[:bytes.Index(data, []byte("-----BEGIN"))]
+		sc := bufio.NewScanner(bytes.NewReader(head))
 		for sc.Scan() {
 			line := strings.TrimSpace(sc.Text())
 			if !strings.HasPrefix(line, "#") {
 				continue
 			}
 			name, value, ok := strings.Cut(strings.TrimSpace(line[1:]), ":")
-			if !ok {
-				continue
-			}
-			value = strings.TrimSpace(value)
-			switch strings.TrimSpace(name) {
-			case "oaep-hash":
-				switch value {
-				case "sha1":
-					hash = crypto.SHA1
-				case "sha256":
-					hash = crypto.SHA256
-				default:
-					return nil, fmt.Errorf("unknown oaep-hash %q", value)
-				}
-			case "key-id":
-				wantID = value
+			if ok {
+				comments[strings.TrimSpace(name)] = strings.TrimSpace(value)
 			}
 		}
 		switch block.Type {
@@ -80,30 +90,30 @@ func ParseRecipient(data []byte) (Recipient, error) {
 		case "CERTIFICATE":
 			pub, err = certKey(block.Bytes)
 		default:
-			return nil, fmt.Errorf("PEM block %q is not a public key or certificate", block.Type)
+			return nil, nil, fmt.Errorf("PEM block %q is not a public key or certificate", block.Type)
 		}
 	} else {
 		pub, err = x509.ParsePKIXPublicKey(data)
 		if err != nil {
 			pub, err = certKey(data)
 			if err != nil {
-				return nil, errors.New("not a PEM or DER public key or certificate")
+				return nil, nil, errors.New("not a PEM or DER public key or certificate")
 			}
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if wantID != "" {
+	if want := comments["key-id"]; want != "" {
 		id, err := KeyIDOf(pub)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if b, err := hex.DecodeString(wantID); err != nil || !bytes.Equal(b, id[:]) {
-			return nil, fmt.Errorf("key-id comment %s does not match the key (%s)", wantID, id)
+		if b, err := hex.DecodeString(want); err != nil || !bytes.Equal(b, id[:]) {
+			return nil, nil, fmt.Errorf("key-id comment %s does not match the key (%s)", want, id)
 		}
 	}
-	return NewRecipient(pub, hash)
+	return pub, comments, nil
 }
 
 func certKey(der []byte) (crypto.PublicKey, error) {

@@ -279,6 +279,16 @@ func ParseHeader(raw []byte) (*Header, error) {
 	if len(h.Stanzas) == 0 {
 		return nil, perr("no recipient stanzas")
 	}
+	seen := make(map[[KeyIDLen + 1]byte]bool, len(h.Stanzas))
+	for _, st := range h.Stanzas {
+		var k [KeyIDLen + 1]byte
+		k[0] = st.Type
+		copy(k[1:], st.KeyID[:])
+		if seen[k] {
+			return nil, perr("two recipient stanzas of one type for key %x", st.KeyID)
+		}
+		seen[k] = true
+	}
 	var last uint16
 	for i := 0; !exts.Empty(); i++ {
 		var typ uint16
