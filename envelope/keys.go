@@ -19,7 +19,10 @@ import (
 )
 
 // RSAKey is an RSA private key that can undo RSA-OAEP, such as a key on a
-// token. Public returns an *rsa.PublicKey.
+// token. Public returns an *rsa.PublicKey. An error that means "this
+// ciphertext is bad" should wrap ErrUnwrap (or the implementation's own
+// equivalent that its caller maps to a rejection); other errors (a token
+// that went away) are passed to Open's caller unchanged.
 type RSAKey interface {
 	Public() crypto.PublicKey
 	// DecryptOAEP undoes RSA-OAEP with hash as both the OAEP digest and
@@ -259,7 +262,9 @@ func (k *keyIdentity) unwrapRSA(body []byte) ([]byte, error) {
 	}
 	fk, err := k.rsa.DecryptOAEP(h, body[1:])
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnwrap, err)
+		// The key's own error says whether the stanza was bad or the
+		// token failed; it is passed on unchanged.
+		return nil, fmt.Errorf("RSA-OAEP stanza for key %s: %w", k.id, err)
 	}
 	if len(fk) != FileKeySize {
 		clear(fk)
@@ -281,7 +286,7 @@ func (k *keyIdentity) unwrapEC(body []byte) ([]byte, error) {
 	}
 	z, err := k.ec.ECDH(eph)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnwrap, err)
+		return nil, fmt.Errorf("ECDH stanza for key %s: %w", k.id, err)
 	}
 	defer clear(z)
 	if len(z) != (n-1)/2 {
@@ -302,7 +307,11 @@ type softwareRSA struct{ k *rsa.PrivateKey }
 
 func (s softwareRSA) Public() crypto.PublicKey { return &s.k.PublicKey }
 func (s softwareRSA) DecryptOAEP(h crypto.Hash, ct []byte) ([]byte, error) {
-	return rsa.DecryptOAEP(h.New(), nil, s.k, ct, nil)
+	pt, err := rsa.DecryptOAEP(h.New(), nil, s.k, ct, nil)
+	if err != nil {
+		return nil, ErrUnwrap
+	}
+	return pt, nil
 }
 
 type softwareEC struct {
@@ -314,9 +323,13 @@ func (s softwareEC) Public() crypto.PublicKey { return &s.k.PublicKey }
 func (s softwareEC) ECDH(peer []byte) ([]byte, error) {
 	p, err := s.ek.Curve().NewPublicKey(peer)
 	if err != nil {
-		return nil, err
+		return nil, ErrUnwrap
 	}
-	return s.ek.ECDH(p)
+	z, err := s.ek.ECDH(p)
+	if err != nil {
+		return nil, ErrUnwrap
+	}
+	return z, nil
 }
 
 // NewSoftwareIdentity returns the Identity of a private key held in memory

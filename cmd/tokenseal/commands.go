@@ -35,6 +35,25 @@ var (
 // a command is one entry here.
 func commands() []*cli.Command {
 	return []*cli.Command{
+		sealCommand,
+		openCommand,
+		{
+			Name:  "trust",
+			Usage: "manage the senders whose signed envelopes open accepts",
+			Subcommands: []*cli.Command{
+				trustAddCommand,
+				trustListCommand,
+				trustRemoveCommand,
+			},
+		},
+		{
+			Name:  "ledger",
+			Usage: "show or prune the replay ledger",
+			Subcommands: []*cli.Command{
+				ledgerShowCommand,
+				ledgerForgetCommand,
+			},
+		},
 		{
 			Name:  "token",
 			Usage: "list and initialize tokens",

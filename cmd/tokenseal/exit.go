@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/tokenseal/tokenseal/envelope"
+	"github.com/tokenseal/tokenseal/envelope/state"
 	"github.com/tokenseal/tokenseal/token"
 )
 
@@ -43,13 +45,10 @@ func exitCode(err error) int {
 		// not addressed to this key, or corrupted.
 		return exitEnvelope
 
-	// ---- envelope and replay sentinels (seal/open, issue 3) go here, ----
-	// ---- before the generic token rule, e.g.:                        ----
-	// case errors.Is(err, envelope.ErrReplay):
-	// 	return exitReplay
-	// case errors.Is(err, envelope.ErrNoMatchingKey), ...:
-	// 	return exitEnvelope
-	// ---- end of envelope and replay sentinels                        ----
+	case errors.Is(err, state.ErrReplay):
+		return exitReplay
+	case errors.Is(err, envelope.ErrRejected):
+		return exitEnvelope
 
 	case errors.Is(err, token.ErrToken):
 		return exitToken
@@ -71,6 +70,14 @@ func hint(err error) string {
 		return "run 'tokenseal token list' and select one with --token LABEL or a pkcs11: URI"
 	case errors.Is(err, token.ErrLoginFailed):
 		return "check the PIN: each wrong PIN brings the token closer to locking it"
+	case errors.As(err, new(*envelope.UnknownSenderError)):
+		return "trust the sender with 'tokenseal trust add NAME PUBKEY.pem' or pass --sender PUBKEY.pem"
+	case errors.Is(err, envelope.ErrUnsigned):
+		return "pass --allow-anonymous to accept unsigned envelopes (no replay protection)"
+	case errors.As(err, new(*envelope.NoIdentityMatchError)):
+		return "run 'tokenseal key list' to see the key identifiers on this token"
+	case errors.As(err, new(*outputExistsError)):
+		return "use --force to overwrite it"
 	case errors.Is(err, token.ErrKeyNotFound):
 		return "run 'tokenseal key list' to see the keys on the token"
 	}

@@ -22,14 +22,16 @@ func TestMain(m *testing.M) {
 // TOKENSEAL_TOKEN, TOKENSEAL_PIN, and TOKEN_SERIAL, SO_PIN.
 //
 // Besides the standard commands, "exits CODE PROGRAM ARGS..." runs a
-// program like exec and checks its exact exit code.
+// program like exec and checks its exact exit code; "flipbyte FILE OFFSET"
+// flips the low bit of one byte (a negative OFFSET counts from the end);
+// "truncate FILE SIZE" cuts a file.
 func TestScripts(t *testing.T) {
 	if _, err := softhsmtest.FindModule(); err != nil {
 		t.Fatal(err) // never skip: CI must have SoftHSM2
 	}
 	testscript.Run(t, testscript.Params{
 		Dir:  "testdata",
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"exits": cmdExits},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"exits": cmdExits, "flipbyte": cmdFlipByte, "truncate": cmdTruncate},
 		Setup: func(env *testscript.Env) error {
 			dir, err := os.MkdirTemp("", "tokenseal-script-")
 			if err != nil {
@@ -73,4 +75,32 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("exit code %d, want %d", got, want)
 	}
+}
+
+func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: flipbyte FILE OFFSET")
+	}
+	path := ts.MkAbs(args[0])
+	b, err := os.ReadFile(path)
+	ts.Check(err)
+	off, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	if off < 0 {
+		off += len(b)
+	}
+	if off < 0 || off >= len(b) {
+		ts.Fatalf("flipbyte: offset %s out of range for %d bytes", args[1], len(b))
+	}
+	b[off] ^= 1
+	ts.Check(os.WriteFile(path, b, 0o644))
+}
+
+func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: truncate FILE SIZE")
+	}
+	n, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	ts.Check(os.Truncate(ts.MkAbs(args[0]), n))
 }

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/tokenseal/tokenseal/envelope"
+	"github.com/tokenseal/tokenseal/token"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+var flagStateDir = &cli.StringFlag{
+	Name:    "state-dir",
+	Usage:   "keep serial counters, trusted senders and the replay ledger in `DIR` (default $XDG_STATE_HOME/tokenseal)",
+	EnvVars: []string{"TOKENSEAL_STATE_DIR"},
+}
+
+var sealCommand = &cli.Command{
+	Name:      "seal",
+	Usage:     "encrypt a file or stream to one or more recipients' public keys",
+	UsageText: "tokenseal seal -r RECIPIENT [-r ...] [-R RECIPIENTS_FILE] [--sign-with KEY | --anonymous] [-o OUT] [--armor] [IN]",
+	Flags: []cli.Flag{
+		&cli.StringSliceFlag{Name: "recipient", Aliases: []string{"r"}, Usage: "seal to `RECIPIENT`: a PEM/DER public key or certificate file, token:LABEL, or a pkcs11: URI (repeatable)"},
+		&cli.StringSliceFlag{Name: "recipients-file", Aliases: []string{"R"}, Usage: "read recipients from `FILE`, one a line, # comments (repeatable)"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the envelope to `OUT` (default stdout)"},
+		&cli.BoolFlag{Name: "armor", Aliases: []string{"a"}, Usage: "write ASCII armor instead of binary"},
+		&cli.BoolFlag{Name: "force", Usage: "overwrite OUT if it exists"},
+		&cli.StringFlag{Name: "sign-with", Usage: "sign with the signing key `KEY` on the token (a label or a pkcs11: URI)", EnvVars: []string{"TOKENSEAL_SIGN_WITH"}},
+		&cli.BoolFlag{Name: "anonymous", Usage: "seal without a sender signature, serial or timestamp (no replay protection)"},
+		flagStateDir,
+	},
+	Action: seal,
+}
+
+func seal(c *cli.Context) error {
+	if c.NArg() > 1 {
+		return usageErrorf("seal takes at most one input file")
+	}
+	in, out := c.Args().First(), c.String("output")
+	if out == "-" {
+		out = ""
+	}
+	signWith := c.String("sign-with")
+	if c.Bool("anonymous") {
+		signWith = ""
+	} else if signWith == "" {
+		return usageErrorf("no signing key: give --sign-with KEY (or TOKENSEAL_SIGN_WITH), or --anonymous to seal without replay protection")
+	}
+	specs := c.StringSlice("recipient")
+	for _, f := range c.StringSlice("recipients-file") {
+		s, err := readRecipientsFile(f)
+		if err != nil {
+			return err
+		}
+		specs = append(specs, s...)
+	}
+	if len(specs) == 0 {
+		return usageErrorf("seal needs at least one recipient (-r or -R)")
+	}
+	if out != "" && in != "" && in != "-" && sameFile(in, out) {
+		return usageErrorf("input and output are the same file")
+	}
+	if out == "" && !c.Bool("armor") && isTTY(c.App.Writer) {
+		return usageErrorf("refusing to write a binary envelope to a terminal: use -o FILE or --armor")
+	}
+
+	lt := &lazyToken{c: c}
+	defer lt.Close()
+	var recipients []envelope.Recipient
+	for _, s := range specs {
+		r, err := resolveRecipient(lt, s)
+		if err != nil {
+			return err
+		}
+		recipients = append(recipients, r)
+	}
+
+	opts := &envelope.SealOptions{Armor: c.Bool("armor")}
+	if signWith != "" {
+		sender, err := senderFor(c, lt, signWith)
+		if err != nil {
+			return err
+		}
+		opts.Sender = sender
+	}
+
+	src, err := openInput(c.App.Reader, in)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+
+	var dst io.Writer = c.App.Writer
+	var af *atomicFile
+	if out != "" {
+		if af, err = createOutput(out, c.Bool("force"), 0o644); err != nil {
+			return err
+		}
+		defer af.Abort()
+		dst = af
+	}
+	w, err := envelope.Seal(dst, recipients, opts)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, src); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	if af != nil {
+		return af.Commit(c.Bool("force"))
+	}
+	return nil
+}
+
+// senderFor finds the signing key on the token and reserves the next
+// serial for it in the state directory, durably, before any byte of the
+// envelope exists.
+func senderFor(c *cli.Context, lt *lazyToken, spec string) (*envelope.Sender, error) {
+	tok, err := lt.get()
+	if err != nil {
+		return nil, err
+	}
+	k, err := findTokenKey(tok, spec)
+	if err != nil {
+		return nil, err
+	}
+	if k.Usage != token.UsageSign && k.Usage != "exchange+sign" {
+		return nil, fmt.Errorf("%w: key %q is not a signing key (usage %s)", token.ErrWrongKeyType, k.Label, k.Usage)
+	}
+	signer, err := k.Signer()
+	if err != nil {
+		return nil, err
+	}
+	kid, err := envelope.KeyIDOf(k.Public())
+	if err != nil {
+		return nil, err
+	}
+	st, err := openState(c)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	stream, serial, err := st.NextSerial(context.Background(), kid)
+	if err != nil {
+		return nil, err
+	}
+	slog.Debug("serial reserved", "key", k.Label, "stream", stream, "serial", serial)
+	return &envelope.Sender{Signer: signer, StreamID: stream, Serial: serial, Time: time.Now()}, nil
+}
+
+// isTTY reports whether v is an *os.File on a terminal.
+func isTTY(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
