@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end demo on a project-local SoftHSM2 token: install deps if
-# missing, build, make a token, provision keys, list and export them.
+# missing, build, make a token, provision keys, export them, seal a file
+# signed by the sender's token key, open it on the token, and show that a
+# replay and a tampered envelope are refused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,8 +39,34 @@ cat .demo/alice-rsa.pem
 openssl pkey -pubin -in .demo/alice-rsa.pem -noout -text 2>/dev/null | head -1 || true
 
 # seal/open steps
-# (to be filled in when `tokenseal seal` and `tokenseal open` exist:
-#  seal a file to .demo/alice-rsa.pem and .demo/alice-ec.pem, signed by
-#  alice-sign, then open it on the token and compare.)
+export TOKENSEAL_STATE_DIR="$PWD/.demo/state"
+rm -rf "$TOKENSEAL_STATE_DIR" .demo/message.txt .demo/message.tseal .demo/message.out .demo/tampered.*
+
+step "seal a message to alice-rsa and alice-ec, signed by alice-sign"
+head -c 3000000 /dev/urandom | base64 > .demo/message.txt
+$ts seal --sign-with alice-sign -r .demo/alice-rsa.pem -r .demo/alice-ec.pem -o .demo/message.tseal .demo/message.txt
+ls -l .demo/message.txt .demo/message.tseal
+
+step "trust the sender, then open on the token"
+$ts trust add alice .demo/alice-sign.pem
+$ts --verbose open -o .demo/message.out .demo/message.tseal 2>&1 | grep -E 'path|serial|level=(WARN|ERROR)' || true
+cmp .demo/message.txt .demo/message.out && echo "plaintext matches"
+
+step "replay the same envelope: refused (exit 5)"
+set +e
+$ts open -o .demo/replayed.out .demo/message.tseal; code=$?
+set -e
+echo "exit code $code"; [ "$code" -eq 5 ]
+
+step "tamper with one byte: refused (exit 4), nothing written"
+$ts seal --sign-with alice-sign -r .demo/alice-ec.pem -o .demo/tampered.tseal .demo/message.txt
+printf '\x00' | dd of=.demo/tampered.tseal bs=1 seek=70000 conv=notrunc status=none
+set +e
+$ts open -o .demo/tampered.out .demo/tampered.tseal; code=$?
+set -e
+echo "exit code $code"; [ "$code" -eq 4 ] && [ ! -e .demo/tampered.out ]
+
+step "the replay ledger"
+$ts ledger show
 
 step "done"
