@@ -366,8 +366,9 @@ func (r *Reader) finish() error {
 
 // Open reads an envelope's header from src, binary or armored, checks the
 // sender against opts, finds a stanza that one of identities can unwrap,
-// checks the header MAC and returns a Reader of the payload. Identities
-// are tried in order. opts may be nil.
+// checks the header MAC and returns a Reader of the payload. The first
+// stanza that one of identities recognises decides (FORMAT.md, section 2).
+// opts may be nil.
 func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, error) {
 	if opts == nil {
 		opts = &OpenOptions{}
@@ -436,11 +437,12 @@ func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, err
 	return res, nil
 }
 
-// unwrap offers each stanza to each identity in turn, so it knows which
-// stanza yielded the file key.
+// unwrap offers the stanzas, in order, to the identities. The first
+// stanza some identity recognises decides, as FORMAT.md requires: if it
+// does not unwrap, the envelope is refused and later stanzas are not tried.
 func unwrap(h *format.Header, identities []Identity) ([]byte, KeyID, error) {
-	for _, id := range identities {
-		for _, s := range h.Stanzas {
+	for _, s := range h.Stanzas {
+		for _, id := range identities {
 			fk, err := id.Unwrap([]*Stanza{s})
 			if errors.Is(err, ErrIncorrectIdentity) {
 				continue

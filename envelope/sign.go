@@ -124,6 +124,12 @@ func ecdsaRaw(der []byte) ([]byte, error) {
 	if r.Sign() <= 0 || s.Sign() <= 0 || r.BitLen() > 256 || s.BitLen() > 256 {
 		return nil, errors.New("signing: ECDSA signature out of range")
 	}
+	// Low-S form, so each signature has one encoding: (r, n-s) verifies
+	// as well, and readers refuse it.
+	n := elliptic.P256().Params().N
+	if s.Cmp(new(big.Int).Rsh(n, 1)) > 0 {
+		s.Sub(n, &s)
+	}
 	out := make([]byte, 64)
 	r.FillBytes(out[:32])
 	s.FillBytes(out[32:])
@@ -139,6 +145,9 @@ func verify(pub crypto.PublicKey, f *format.Sender, headerHash, payloadHash, sig
 		}
 		r := new(big.Int).SetBytes(sig[:32])
 		s := new(big.Int).SetBytes(sig[32:])
+		if s.Cmp(new(big.Int).Rsh(k.Curve.Params().N, 1)) > 0 {
+			return false // high S: not the canonical encoding
+		}
 		return ecdsa.Verify(k, d, r, s)
 	case *rsa.PublicKey:
 		if f.SigAlg != format.SigRSAPSSSHA256 || len(sig) != k.Size() {
