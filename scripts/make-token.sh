@@ -38,7 +38,7 @@ if [ -z "$module" ]; then
 	exit 1
 fi
 
-if softhsm2-util --show-slots 2>/dev/null | grep -q "Label:[[:space:]]*$label\$"; then
+if softhsm2-util --show-slots 2>/dev/null | grep -qE "Label:[[:space:]]*$label[[:space:]]*\$"; then
 	echo "make-token: token \"$label\" already exists in $dir (FRESH=1 to start over)" >&2
 else
 	softhsm2-util --init-token --free --label "$label" --so-pin "$so_pin" --pin "$user_pin" >&2
