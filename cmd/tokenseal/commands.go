@@ -19,6 +19,11 @@ var (
 		Usage:   "token `LABEL`, or a pkcs11: URI (RFC 7512) with token=, serial=, module-path, pin-source",
 		EnvVars: []string{"TOKENSEAL_TOKEN"},
 	}
+	flagSerial = &cli.StringFlag{
+		Name:    "token-serial",
+		Usage:   "select the token by its serial `NUMBER` (as `token list` shows it)",
+		EnvVars: []string{"TOKENSEAL_TOKEN_SERIAL"},
+	}
 	flagPINFile = &cli.StringFlag{
 		Name:    "pin-file",
 		Usage:   "read the user PIN from `FILE` (one trailing newline is stripped); TOKENSEAL_PIN gives it directly",
@@ -84,7 +89,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Reader:               stdin,
 		Writer:               stdout,
 		ErrWriter:            stderr,
-		Flags:                []cli.Flag{flagModule, flagToken, flagPINFile, flagVerbose},
+		Flags:                []cli.Flag{flagModule, flagToken, flagSerial, flagPINFile, flagVerbose},
 		Commands:             commands(),
 		EnableBashCompletion: false,
 		HideHelpCommand:      false,

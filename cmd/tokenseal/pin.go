@@ -89,6 +89,7 @@ func openToken(c *cli.Context) (*token.Token, error) {
 	tok, err := token.Open(token.Config{
 		Module: c.String("module"),
 		Token:  c.String("token"),
+		Serial: c.String("token-serial"),
 		PIN:    pin,
 		Prompt: promptFunc(c),
 	})
