@@ -34,7 +34,9 @@ func BenchmarkSeal(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					w.Write(plain)
+					if _, err := w.(io.ReaderFrom).ReadFrom(bytes.NewReader(plain)); err != nil {
+						b.Fatal(err)
+					}
 					if err := w.Close(); err != nil {
 						b.Fatal(err)
 					}

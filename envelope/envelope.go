@@ -245,16 +245,15 @@ func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteClo
 		return nil, err
 	}
 	sw := &sealWriter{armor: armor, out: out}
-	payloadOut := out
+	w, err := stream.NewWriter(ks.payload, out)
+	if err != nil {
+		return nil, err
+	}
 	if h.Sender != nil {
 		hh := sha256.Sum256(raw)
 		sw.sender, sw.ext, sw.headerHash, sw.rand = opts.Sender, h.Sender, hh[:], rnd
 		sw.payloadHash = sha256.New()
-		payloadOut = io.MultiWriter(out, sw.payloadHash)
-	}
-	w, err := stream.NewWriter(ks.payload, payloadOut)
-	if err != nil {
-		return nil, err
+		w.Hash = sw.payloadHash
 	}
 	sw.w = w
 	return sw, nil
@@ -273,6 +272,10 @@ type sealWriter struct {
 }
 
 func (s *sealWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+// ReadFrom seals everything src yields, reading, encrypting and writing
+// in parallel; io.Copy uses it. The output is the same as Write's.
+func (s *sealWriter) ReadFrom(src io.Reader) (int64, error) { return s.w.ReadFrom(src) }
 
 func (s *sealWriter) Close() error {
 	if err := s.w.Close(); err != nil {
@@ -325,7 +328,7 @@ var ErrUnknownSender = errors.New("unknown sender")
 // what it guarantees.
 type Reader struct {
 	Opened
-	r    io.Reader
+	r    *stream.Reader
 	err  error
 	hold *holdback
 	hash hash.Hash
@@ -350,6 +353,32 @@ func (r *Reader) Read(p []byte) (int, error) {
 			err = wrapReject(err)
 		}
 		r.err = err
+	}
+	return n, err
+}
+
+// WriteTo writes the rest of the plaintext to dst, reading, decrypting
+// and writing in parallel; io.Copy uses it. It returns nil exactly when
+// Read would have reached io.EOF, with the same guarantees.
+func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
+	if r.err != nil {
+		if r.err == io.EOF {
+			return 0, nil
+		}
+		return 0, r.err
+	}
+	n, err := r.r.WriteTo(dst)
+	switch {
+	case err == nil:
+		err = r.finish()
+	case errors.Is(err, stream.ErrAuth), errors.Is(err, stream.ErrTruncated):
+		err = ErrPayloadAuth
+	default:
+		err = wrapReject(err)
+	}
+	r.err = err
+	if err == io.EOF {
+		return n, nil
 	}
 	return n, err
 }
@@ -427,12 +456,13 @@ func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, err
 		res.head = hh[:]
 		res.hold = newHoldback(in, h.TrailerLen())
 		res.hash = sha256.New()
-		payload = io.TeeReader(res.hold, res.hash)
+		payload = res.hold
 	}
 	sr, err := stream.NewReader(ks.payload, payload)
 	if err != nil {
 		return nil, err
 	}
+	sr.Hash = res.hash
 	res.r = sr
 	return res, nil
 }

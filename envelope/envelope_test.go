@@ -283,3 +283,45 @@ func TestParseRecipientFile(t *testing.T) {
 		}
 	}
 }
+
+// io.Copy takes the pipelined paths (ReadFrom, WriteTo); they give the
+// same envelope and plaintext as Write and Read, and refuse the same
+// damage.
+func TestPipelinedPaths(t *testing.T) {
+	for _, k := range testKeys(t)[1:3] {
+		for _, n := range []int{0, 1, 65536, 65537, 3 << 20} {
+			plain := make([]byte, n)
+			rand.Read(plain)
+			var buf bytes.Buffer
+			w, err := envelope.Seal(&buf, []envelope.Recipient{recipient(t, k)}, &envelope.SealOptions{Armor: n%2 == 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.(io.ReaderFrom).ReadFrom(bytes.NewReader(plain)); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			r, err := envelope.Open(bytes.NewReader(buf.Bytes()), []envelope.Identity{identity(t, k)}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if _, err := r.WriteTo(&out); err != nil || !bytes.Equal(out.Bytes(), plain) {
+				t.Fatalf("%s n=%d: %v", k.name, n, err)
+			}
+			if n > 0 {
+				bad := bytes.Clone(buf.Bytes())
+				bad[len(bad)-2] ^= 1
+				r, err := envelope.Open(bytes.NewReader(bad), []envelope.Identity{identity(t, k)}, nil)
+				if err == nil {
+					_, err = r.WriteTo(io.Discard)
+				}
+				if !errors.Is(err, envelope.ErrRejected) {
+					t.Fatalf("%s n=%d tampered: %v", k.name, n, err)
+				}
+			}
+		}
+	}
+}

@@ -29,6 +29,7 @@ var openCommand = &cli.Command{
 		&cli.DurationFlag{Name: "max-skew", Value: 5 * time.Minute, Usage: "refuse signed envelopes whose timestamp is more than `DURATION` in the future"},
 		&cli.Uint64Flag{Name: "window", Value: state.DefaultWindow, Usage: "width of the anti-replay window in serial `NUMBERS`"},
 		flagStateDir,
+		flagSync,
 	},
 	Action: openAction,
 }
@@ -204,12 +205,14 @@ func (o *opener) openOne(in, out string) error {
 		return err
 	}
 	defer af.Abort()
-	if _, err := io.Copy(af, r); err != nil {
+	if _, err := r.WriteTo(af); err != nil {
 		return err
 	}
-	// Data on disk before the ledger moves: a full disk fails here.
-	if err := af.Sync(); err != nil {
-		return err
+	if o.c.Bool("sync") {
+		// Data on stable storage before the ledger moves.
+		if err := af.Sync(); err != nil {
+			return err
+		}
 	}
 	if r.Sender != nil {
 		if err := o.accept(r.Sender); err != nil {
@@ -219,7 +222,7 @@ func (o *opener) openOne(in, out string) error {
 	// If the process dies between the ledger commit and this rename the
 	// envelope counts as accepted and its plaintext is lost: a resend is
 	// refused as a replay. That is the side that never accepts twice.
-	return af.Commit(o.force)
+	return af.Commit(o.force, o.c.Bool("sync"))
 }
 
 // toStdout opens to standard output. An anonymous envelope streams: each
@@ -243,10 +246,10 @@ func (o *opener) toStdout(src io.Reader) error {
 	if r.Sender == nil {
 		// Anonymous (allowed): stream directly, no spool needed.
 		spool.Close()
-		_, err := io.Copy(o.c.App.Writer, io.MultiReader(r))
+		_, err := r.WriteTo(o.c.App.Writer)
 		return err
 	}
-	if _, err := io.Copy(io.Discard, r); err != nil {
+	if _, err := r.WriteTo(io.Discard); err != nil {
 		return err
 	}
 	if err := o.accept(r.Sender); err != nil {
@@ -259,6 +262,6 @@ func (o *opener) toStdout(src io.Reader) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(o.c.App.Writer, r2)
+	_, err = r2.WriteTo(o.c.App.Writer)
 	return err
 }

@@ -54,12 +54,16 @@ func (a *atomicFile) Sync() error {
 	return nil
 }
 
-// Commit syncs, closes and renames the file into place, then syncs the
-// directory.
-func (a *atomicFile) Commit(force bool) error {
-	if err := a.Sync(); err != nil {
-		a.Abort()
-		return err
+// Commit closes the file and moves it into place. With sync it first
+// flushes the data to stable storage and afterwards syncs the directory,
+// so that the file survives a power loss; without, the data reaches the
+// disk when the kernel writes it back, as with cp, age or gpg.
+func (a *atomicFile) Commit(force, sync bool) error {
+	if sync {
+		if err := a.Sync(); err != nil {
+			a.Abort()
+			return err
+		}
 	}
 	if err := a.File.Close(); err != nil {
 		a.Abort()
@@ -81,9 +85,11 @@ func (a *atomicFile) Commit(force bool) error {
 		return fmt.Errorf("writing output: %w", err)
 	}
 	a.done = true
-	if d, err := os.Open(filepath.Dir(a.final)); err == nil {
-		d.Sync()
-		d.Close()
+	if sync {
+		if d, err := os.Open(filepath.Dir(a.final)); err == nil {
+			d.Sync()
+			d.Close()
+		}
 	}
 	return nil
 }

@@ -20,6 +20,12 @@ var flagStateDir = &cli.StringFlag{
 	EnvVars: []string{"TOKENSEAL_STATE_DIR"},
 }
 
+var flagSync = &cli.BoolFlag{
+	Name:    "sync",
+	Usage:   "flush OUT to stable storage (fsync) before it is moved into place, so a power loss cannot lose it",
+	EnvVars: []string{"TOKENSEAL_SYNC"},
+}
+
 var sealCommand = &cli.Command{
 	Name:      "seal",
 	Usage:     "encrypt a file or stream to one or more recipients' public keys",
@@ -33,6 +39,7 @@ var sealCommand = &cli.Command{
 		&cli.StringFlag{Name: "sign-with", Usage: "sign with the signing key `KEY` on the token (a label or a pkcs11: URI)", EnvVars: []string{"TOKENSEAL_SIGN_WITH"}},
 		&cli.BoolFlag{Name: "anonymous", Usage: "seal without a sender signature, serial or timestamp (no replay protection)"},
 		flagStateDir,
+		flagSync,
 	},
 	Action: seal,
 }
@@ -108,14 +115,15 @@ func seal(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(w, src); err != nil {
+	// ReadFrom pipelines reading, encryption and writing.
+	if _, err := w.(io.ReaderFrom).ReadFrom(src); err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil {
 		return err
 	}
 	if af != nil {
-		return af.Commit(c.Bool("force"))
+		return af.Commit(c.Bool("force"), c.Bool("sync"))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"errors"
+	"hash"
 	"io"
 )
 
@@ -66,6 +67,9 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 // Writer encrypts what is written to it. Close must be called, and its error
 // checked: it writes the last chunk.
 type Writer struct {
+	// Hash, when set, is fed every ciphertext byte in order.
+	Hash hash.Hash
+
 	a     cipher.AEAD
 	dst   io.Writer
 	nonce nonce
@@ -80,7 +84,7 @@ func NewWriter(key []byte, dst io.Writer) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{a: a, dst: dst, buf: make([]byte, 0, ChunkSize), out: make([]byte, 0, EncChunkSize)}, nil
+	return &Writer{a: a, dst: dst, buf: make([]byte, 0, EncChunkSize), out: make([]byte, 0, EncChunkSize)}, nil
 }
 
 // Write buffers p and writes every chunk that is known not to be the last.
@@ -124,6 +128,9 @@ func (w *Writer) flush(last bool) error {
 		w.nonce.setLast()
 	}
 	w.out = w.a.Seal(w.out[:0], w.nonce[:], w.buf, nil)
+	if w.Hash != nil {
+		w.Hash.Write(w.out)
+	}
 	if _, err := w.dst.Write(w.out); err != nil {
 		return err
 	}
@@ -138,6 +145,10 @@ func (w *Writer) flush(last bool) error {
 // authenticated, and its first error is returned by every later call. io.EOF
 // means the last chunk authenticated and nothing followed it.
 type Reader struct {
+	// Hash, when set, is fed every ciphertext byte in order, as it is
+	// authenticated.
+	Hash hash.Hash
+
 	a      cipher.AEAD
 	src    io.Reader
 	nonce  nonce
@@ -190,6 +201,9 @@ func (r *Reader) next() error {
 			return ErrAuth
 		}
 		r.nonce.setLast()
+		if r.Hash != nil {
+			r.Hash.Write(r.in[:r.have])
+		}
 		out, err := r.a.Open(r.plain[:0], r.nonce[:], r.in[:r.have], nil)
 		if err != nil {
 			return ErrAuth
@@ -201,6 +215,9 @@ func (r *Reader) next() error {
 		return err
 	}
 	// A full chunk and at least one more byte: not the last chunk.
+	if r.Hash != nil {
+		r.Hash.Write(r.in[:EncChunkSize])
+	}
 	out, err := r.a.Open(r.plain[:0], r.nonce[:], r.in[:EncChunkSize], nil)
 	if err != nil {
 		return ErrAuth
