@@ -223,4 +223,3 @@ func BenchmarkPipeline(b *testing.B) {
 		})
 	}
 }
-
