@@ -27,7 +27,9 @@
 // serial and the serials accepted within a sliding window below it, as in
 // IPsec's anti-replay window (RFC 4303, section 3.4.3). A serial above the
 // highest is accepted and moves the window; one inside the window is
-// accepted once; one below the window, or seen before, is refused.
+// accepted once; one below the window, or seen before, is refused. The
+// width is given per call; serials a narrower window pruned from the
+// ledger stay refused under a wider one (the stream's floor).
 package state
 
 import (
@@ -74,6 +76,7 @@ CREATE TABLE IF NOT EXISTS streams (
 	stream_id  INTEGER NOT NULL,
 	highest    INTEGER NOT NULL,
 	last_ms    INTEGER NOT NULL,
+	floor      INTEGER NOT NULL DEFAULT 0, -- serials up to here may have been pruned: refused
 	PRIMARY KEY (key_id, stream_id)
 );
 CREATE TABLE IF NOT EXISTS accepted (
@@ -173,7 +176,15 @@ func Open(dir string) (*Store, error) {
 	db.SetMaxOpenConns(1)
 	s := &Store{db: db, dir: dir}
 	if err := s.tx(context.Background(), func(tx *sql.Tx) error {
-		_, err := tx.Exec(schema)
+		if _, err := tx.Exec(schema); err != nil {
+			return err
+		}
+		// Databases made before streams had a floor.
+		var n int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('streams') WHERE name = 'floor'`).Scan(&n); err != nil || n == 1 {
+			return err
+		}
+		_, err := tx.Exec(`ALTER TABLE streams ADD COLUMN floor INTEGER NOT NULL DEFAULT 0`)
 		return err
 	}); err != nil {
 		db.Close()
@@ -384,58 +395,102 @@ func (s *Store) LookupTrusted(ctx context.Context, id [32]byte) (*Trusted, error
 // with a *ReplayError. senderName is used in the error message only.
 // Nothing is changed when it refuses.
 func (s *Store) Accept(ctx context.Context, keyID [32]byte, stream, serial uint64, window uint64, senderName string, now time.Time) error {
-	if serial == 0 || serial > MaxSerial || stream > MaxSerial {
-		return &ReplayError{Serial: serial, Sender: senderName, TooOld: true}
-	}
+	return s.AcceptBatch(ctx, []AcceptItem{{KeyID: keyID, Stream: stream, Serial: serial, Name: senderName}}, window, now)[0]
+}
+
+// AcceptItem is one envelope for AcceptBatch.
+type AcceptItem struct {
+	KeyID  [32]byte
+	Stream uint64
+	Serial uint64
+	Name   string // for the error message only
+}
+
+// AcceptBatch records several serials in one transaction, in order, so a
+// batch costs one commit (one fsync). It returns one error per item: nil
+// when recorded, a *ReplayError when refused (that item changes nothing),
+// or, for every item, the error that made the transaction fail.
+func (s *Store) AcceptBatch(ctx context.Context, items []AcceptItem, window uint64, now time.Time) []error {
 	if window == 0 {
 		window = DefaultWindow
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		var highest int64
-		err := tx.QueryRow(`SELECT highest FROM streams WHERE key_id = ? AND stream_id = ?`, keyID[:], int64(stream)).Scan(&highest)
-		fresh := errors.Is(err, sql.ErrNoRows)
-		if err != nil && !fresh {
-			return err
+	errs := make([]error, len(items))
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for i, it := range items {
+			refusal, err := acceptOne(tx, it, window, now)
+			if err != nil {
+				return err
+			}
+			errs[i] = refusal
 		}
-		h := uint64(highest)
-		switch {
-		case fresh:
-			if _, err := tx.Exec(`INSERT INTO streams (key_id, stream_id, highest, last_ms) VALUES (?, ?, ?, ?)`,
-				keyID[:], int64(stream), int64(serial), now.UnixMilli()); err != nil {
-				return err
-			}
-		case serial > h:
-			if _, err := tx.Exec(`UPDATE streams SET highest = ?, last_ms = ? WHERE key_id = ? AND stream_id = ?`,
-				int64(serial), now.UnixMilli(), keyID[:], int64(stream)); err != nil {
-				return err
-			}
-			if serial >= window {
-				if _, err := tx.Exec(`DELETE FROM accepted WHERE key_id = ? AND stream_id = ? AND serial <= ?`,
-					keyID[:], int64(stream), int64(serial-window)); err != nil {
-					return err
-				}
-			}
-		case h >= window && serial <= h-window:
-			return &ReplayError{Serial: serial, Sender: senderName, TooOld: true, Highest: h}
-		default:
-			var at int64
-			err := tx.QueryRow(`SELECT at_ms FROM accepted WHERE key_id = ? AND stream_id = ? AND serial = ?`,
-				keyID[:], int64(stream), int64(serial)).Scan(&at)
-			if err == nil {
-				return &ReplayError{Serial: serial, Sender: senderName, AcceptedAt: time.UnixMilli(at)}
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-			if _, err := tx.Exec(`UPDATE streams SET last_ms = ? WHERE key_id = ? AND stream_id = ?`,
-				now.UnixMilli(), keyID[:], int64(stream)); err != nil {
-				return err
-			}
-		}
-		_, err = tx.Exec(`INSERT INTO accepted (key_id, stream_id, serial, at_ms) VALUES (?, ?, ?, ?)`,
-			keyID[:], int64(stream), int64(serial), now.UnixMilli())
-		return err
+		return nil
 	})
+	if err != nil {
+		for i := range errs {
+			errs[i] = fmt.Errorf("recording in the replay ledger: %w", err)
+		}
+	}
+	return errs
+}
+
+// acceptOne applies the window to one item inside tx. A refusal is
+// returned as the first result and leaves the database as it was.
+func acceptOne(tx *sql.Tx, it AcceptItem, window uint64, now time.Time) (*ReplayError, error) {
+	keyID, stream, serial := it.KeyID, it.Stream, it.Serial
+	if serial == 0 || serial > MaxSerial || stream > MaxSerial {
+		return &ReplayError{Serial: serial, Sender: it.Name, TooOld: true}, nil
+	}
+	var highest, floor int64
+	err := tx.QueryRow(`SELECT highest, floor FROM streams WHERE key_id = ? AND stream_id = ?`, keyID[:], int64(stream)).Scan(&highest, &floor)
+	fresh := errors.Is(err, sql.ErrNoRows)
+	if err != nil && !fresh {
+		return nil, err
+	}
+	h := uint64(highest)
+	switch {
+	case fresh:
+		if _, err := tx.Exec(`INSERT INTO streams (key_id, stream_id, highest, last_ms) VALUES (?, ?, ?, ?)`,
+			keyID[:], int64(stream), int64(serial), now.UnixMilli()); err != nil {
+			return nil, err
+		}
+	case serial > h:
+		if _, err := tx.Exec(`UPDATE streams SET highest = ?, last_ms = ? WHERE key_id = ? AND stream_id = ?`,
+			int64(serial), now.UnixMilli(), keyID[:], int64(stream)); err != nil {
+			return nil, err
+		}
+		if serial >= window {
+			// Forget the serials below this call's window, and
+			// remember that they are forgotten: a later call with a
+			// wider window must not take them for unseen.
+			if _, err := tx.Exec(`DELETE FROM accepted WHERE key_id = ? AND stream_id = ? AND serial <= ?`,
+				keyID[:], int64(stream), int64(serial-window)); err != nil {
+				return nil, err
+			}
+			if _, err := tx.Exec(`UPDATE streams SET floor = MAX(floor, ?) WHERE key_id = ? AND stream_id = ?`,
+				int64(serial-window), keyID[:], int64(stream)); err != nil {
+				return nil, err
+			}
+		}
+	case serial <= uint64(floor), h >= window && serial <= h-window:
+		return &ReplayError{Serial: serial, Sender: it.Name, TooOld: true, Highest: h}, nil
+	default:
+		var at int64
+		err := tx.QueryRow(`SELECT at_ms FROM accepted WHERE key_id = ? AND stream_id = ? AND serial = ?`,
+			keyID[:], int64(stream), int64(serial)).Scan(&at)
+		if err == nil {
+			return &ReplayError{Serial: serial, Sender: it.Name, AcceptedAt: time.UnixMilli(at)}, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		if _, err := tx.Exec(`UPDATE streams SET last_ms = ? WHERE key_id = ? AND stream_id = ?`,
+			now.UnixMilli(), keyID[:], int64(stream)); err != nil {
+			return nil, err
+		}
+	}
+	_, err = tx.Exec(`INSERT INTO accepted (key_id, stream_id, serial, at_ms) VALUES (?, ?, ?, ?)`,
+		keyID[:], int64(stream), int64(serial), now.UnixMilli())
+	return nil, err
 }
 
 // LedgerEntry summarises one (sender, stream) of the ledger.
