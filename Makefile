@@ -26,3 +26,10 @@ fmt:
 
 clean:
 	rm -rf bin .demo .softhsm
+
+# Side-by-side benchmark (cat, plain Go AES-GCM, age, gpg, openssl cms,
+# tokenseal) with the issue 5 targets; BENCH_SIZE, BENCH_QUICK=1: see
+# scripts/bench.sh.
+.PHONY: bench
+bench:
+	scripts/bench.sh
