@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
@@ -40,12 +42,17 @@ type opener struct {
 	c      *cli.Context
 	lt     *lazyToken
 	ids    []envelope.Identity
-	st     *state.Store
-	extra  map[envelope.KeyID]crypto.PublicKey
-	names  map[envelope.KeyID]string
 	opts   *envelope.OpenOptions
 	force  bool
+	sync   bool
 	window uint64
+
+	mu      sync.Mutex // guards what follows; workers run in parallel
+	st      *state.Store
+	stErr   error
+	extra   map[envelope.KeyID]crypto.PublicKey // --sender keys
+	trusted map[envelope.KeyID]crypto.PublicKey // looked up in the state directory
+	names   map[envelope.KeyID]string
 }
 
 func openAction(c *cli.Context) error {
@@ -64,12 +71,14 @@ func openAction(c *cli.Context) error {
 		}
 	}
 	o := &opener{
-		c:      c,
-		lt:     &lazyToken{c: c},
-		extra:  map[envelope.KeyID]crypto.PublicKey{},
-		names:  map[envelope.KeyID]string{},
-		force:  c.Bool("force"),
-		window: c.Uint64("window"),
+		c:       c,
+		lt:      &lazyToken{c: c},
+		extra:   map[envelope.KeyID]crypto.PublicKey{},
+		trusted: map[envelope.KeyID]crypto.PublicKey{},
+		names:   map[envelope.KeyID]string{},
+		force:   c.Bool("force"),
+		sync:    c.Bool("sync"),
+		window:  c.Uint64("window"),
 	}
 	if o.window == 0 {
 		return usageErrorf("--window must be at least 1")
@@ -95,24 +104,17 @@ func openAction(c *cli.Context) error {
 	}
 	o.opts = &envelope.OpenOptions{RefuseAnonymous: !c.Bool("allow-anonymous"), Senders: o.sender}
 
-	var first error
-	for _, in := range inputs {
-		dst := out
-		if len(inputs) > 1 {
-			dst = filepath.Join(out, outputName(in))
-		}
-		err := o.openOne(in, dst)
-		if err != nil && len(inputs) > 1 {
-			err = fmt.Errorf("%s: %w", in, err)
-			if first != nil {
-				report(c.App.ErrWriter, err)
-			}
-		}
-		if err != nil && first == nil {
-			first = err
-		}
+	if out == "" {
+		return o.openOne(inputs[0])
 	}
-	return first
+	if len(inputs) == 1 {
+		return o.openFiles(inputs, []string{out})
+	}
+	outs := make([]string, len(inputs))
+	for i, in := range inputs {
+		outs[i] = filepath.Join(out, outputName(in))
+	}
+	return o.openFiles(inputs, outs)
 }
 
 // outputName is the plaintext's name for an envelope file: without a
@@ -128,20 +130,24 @@ func outputName(in string) string {
 }
 
 func (o *opener) store() (*state.Store, error) {
-	if o.st == nil {
-		st, err := openState(o.c)
-		if err != nil {
-			return nil, err
-		}
-		o.st = st
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.st == nil && o.stErr == nil {
+		o.st, o.stErr = openState(o.c)
 	}
-	return o.st, nil
+	return o.st, o.stErr
 }
 
 // sender resolves a signing key: --sender keys first, then the trusted
 // senders in the state directory.
 func (o *opener) sender(id envelope.KeyID) (crypto.PublicKey, error) {
-	if pub, ok := o.extra[id]; ok {
+	o.mu.Lock()
+	pub, ok := o.extra[id]
+	if !ok {
+		pub, ok = o.trusted[id]
+	}
+	o.mu.Unlock()
+	if ok {
 		return pub, nil
 	}
 	st, err := o.store()
@@ -155,74 +161,224 @@ func (o *opener) sender(id envelope.KeyID) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.names[id] = t.Name
+	o.mu.Lock()
+	o.trusted[id], o.names[id] = t.Public, t.Name
+	o.mu.Unlock()
 	return t.Public, nil
+}
+
+func (o *opener) senderName(id envelope.KeyID) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if n := o.names[id]; n != "" {
+		return n
+	}
+	return id.String()
 }
 
 // accept applies the freshness rule and records the serial in the ledger,
 // as one transaction. It runs only after every chunk and the signature
 // verified; a refusal changes nothing.
 func (o *opener) accept(info *envelope.SenderInfo) error {
+	return o.acceptBatch([]*envelope.SenderInfo{info})[0]
+}
+
+// acceptBatch checks freshness and records the serials of several verified
+// envelopes in one ledger transaction (one fsync), returning an error per
+// envelope. Serials are taken in order, so a duplicate within the batch is
+// refused as a replay of the earlier one.
+func (o *opener) acceptBatch(infos []*envelope.SenderInfo) []error {
+	errs := make([]error, len(infos))
 	now := time.Now()
-	ts := time.UnixMilli(int64(info.Timestamp))
-	if err := state.CheckFreshness(ts, now, o.c.Duration("max-age"), o.c.Duration("max-skew")); err != nil {
-		return err
+	var items []state.AcceptItem
+	var idx []int
+	for i, info := range infos {
+		ts := time.UnixMilli(int64(info.Timestamp))
+		if err := state.CheckFreshness(ts, now, o.c.Duration("max-age"), o.c.Duration("max-skew")); err != nil {
+			errs[i] = err
+			continue
+		}
+		items = append(items, state.AcceptItem{
+			KeyID: info.KeyID, Stream: info.StreamID, Serial: info.Serial,
+			Name: o.senderName(envelope.KeyID(info.KeyID)),
+		})
+		idx = append(idx, i)
+	}
+	if len(items) == 0 {
+		return errs
 	}
 	st, err := o.store()
 	if err != nil {
-		return err
+		for _, i := range idx {
+			errs[i] = err
+		}
+		return errs
 	}
-	name := o.names[envelope.KeyID(info.KeyID)]
-	if name == "" {
-		name = envelope.KeyID(info.KeyID).String()
+	res := st.AcceptBatch(context.Background(), items, o.window, now)
+	for k, i := range idx {
+		errs[i] = res[k]
 	}
-	return st.Accept(context.Background(), info.KeyID, info.StreamID, info.Serial, o.window, name, now)
+	return errs
 }
 
-func (o *opener) openOne(in, out string) error {
-	if out != "" && in != "" && in != "-" && sameFile(in, out) {
-		return usageErrorf("input and output are the same file")
+// verified is an envelope decrypted into its temporary output file, not
+// yet accepted.
+type verified struct {
+	i      int
+	af     *atomicFile
+	sender *envelope.SenderInfo
+	err    error
+}
+
+// openFiles opens envelopes to files. Workers unwrap on the token (several
+// sessions, one login) and decrypt into temporary files in parallel; one
+// committer takes whatever is verified, records the batch in the ledger in
+// one transaction and only then moves each accepted output into place.
+// Every input is tried; each failure is reported, and the first one gives
+// the exit code.
+func (o *opener) openFiles(inputs, outs []string) error {
+	workers := min(len(inputs), 2*runtime.NumCPU())
+	jobs := make(chan int)
+	done := make(chan *verified, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				done <- o.verify(i, inputs[i], outs[i])
+			}
+		}()
 	}
-	if out != "" && !o.force {
-		if _, err := os.Lstat(out); err == nil {
-			return &outputExistsError{out}
+	go func() {
+		for i := range inputs {
+			jobs <- i
+		}
+		close(jobs)
+		wg.Wait()
+		close(done)
+	}()
+
+	errs := make([]error, len(inputs))
+	for v := range done {
+		batch := []*verified{v}
+	drain:
+		for len(batch) < 256 {
+			select {
+			case v, ok := <-done:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, v)
+			default:
+				break drain
+			}
+		}
+		o.commit(batch, errs)
+	}
+
+	var first error
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if len(inputs) > 1 {
+			err = fmt.Errorf("%s: %w", inputs[i], err)
+		}
+		if first == nil {
+			first = err
+		} else {
+			report(o.c.App.ErrWriter, err)
 		}
 	}
+	return first
+}
+
+// verify opens one envelope into a temporary file beside out. Nothing is
+// at out when it returns.
+func (o *opener) verify(i int, in, out string) *verified {
+	v := &verified{i: i}
+	if in != "" && in != "-" && sameFile(in, out) {
+		v.err = usageErrorf("input and output are the same file")
+		return v
+	}
+	if !o.force {
+		if _, err := os.Lstat(out); err == nil {
+			v.err = &outputExistsError{out}
+			return v
+		}
+	}
+	src, err := openInput(o.c.App.Reader, in)
+	if err != nil {
+		v.err = err
+		return v
+	}
+	defer src.Close()
+	r, err := envelope.Open(src, o.ids, o.opts)
+	if err != nil {
+		v.err = err
+		return v
+	}
+	af, err := createOutput(out, o.force, 0o600)
+	if err != nil {
+		v.err = err
+		return v
+	}
+	if _, err := r.WriteTo(af); err != nil {
+		af.Abort()
+		v.err = err
+		return v
+	}
+	if o.sync {
+		// Data on stable storage before the ledger moves.
+		if err := af.Sync(); err != nil {
+			af.Abort()
+			v.err = err
+			return v
+		}
+	}
+	v.af, v.sender = af, r.Sender
+	return v
+}
+
+// commit records a batch of verified envelopes in the ledger and moves the
+// accepted outputs into place. If the process dies between the ledger
+// commit and a rename, that envelope counts as accepted and its plaintext
+// is lost: a resend is refused as a replay. That is the side that never
+// accepts twice.
+func (o *opener) commit(batch []*verified, errs []error) {
+	var signed []*verified
+	var infos []*envelope.SenderInfo
+	for _, v := range batch {
+		if v.err == nil && v.sender != nil {
+			signed = append(signed, v)
+			infos = append(infos, v.sender)
+		}
+	}
+	if len(infos) > 0 {
+		for k, err := range o.acceptBatch(infos) {
+			if err != nil {
+				signed[k].af.Abort()
+				signed[k].err = err
+			}
+		}
+	}
+	for _, v := range batch {
+		if v.err == nil {
+			v.err = v.af.Commit(o.force, o.sync)
+		}
+		errs[v.i] = v.err
+	}
+}
+
+// openOne opens one envelope to standard output.
+func (o *opener) openOne(in string) error {
 	src, err := openInput(o.c.App.Reader, in)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	if out == "" {
-		return o.toStdout(src)
-	}
-	r, err := envelope.Open(src, o.ids, o.opts)
-	if err != nil {
-		return err
-	}
-	af, err := createOutput(out, o.force, 0o600)
-	if err != nil {
-		return err
-	}
-	defer af.Abort()
-	if _, err := r.WriteTo(af); err != nil {
-		return err
-	}
-	if o.c.Bool("sync") {
-		// Data on stable storage before the ledger moves.
-		if err := af.Sync(); err != nil {
-			return err
-		}
-	}
-	if r.Sender != nil {
-		if err := o.accept(r.Sender); err != nil {
-			return err
-		}
-	}
-	// If the process dies between the ledger commit and this rename the
-	// envelope counts as accepted and its plaintext is lost: a resend is
-	// refused as a replay. That is the side that never accepts twice.
-	return af.Commit(o.force, o.c.Bool("sync"))
+	return o.toStdout(src)
 }
 
 // toStdout opens to standard output. An anonymous envelope streams: each

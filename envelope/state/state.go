@@ -421,7 +421,9 @@ func (s *Store) AcceptBatch(ctx context.Context, items []AcceptItem, window uint
 			if err != nil {
 				return err
 			}
-			errs[i] = refusal
+			if refusal != nil {
+				errs[i] = refusal
+			}
 		}
 		return nil
 	})

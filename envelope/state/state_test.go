@@ -210,3 +210,33 @@ func TestAcceptRace(t *testing.T) {
 		t.Fatalf("accepted %d + %d, want 100 in all", wins[0], wins[1])
 	}
 }
+
+// A batch is one transaction taken in order: a duplicate within it is a
+// replay of the earlier item, and refused items change nothing.
+func TestAcceptBatch(t *testing.T) {
+	s := open(t, t.TempDir())
+	k := [32]byte{5}
+	now := time.Now()
+	items := []AcceptItem{
+		{KeyID: k, Stream: 1, Serial: 3, Name: "a"},
+		{KeyID: k, Stream: 1, Serial: 3, Name: "a"},
+		{KeyID: k, Stream: 1, Serial: 1, Name: "a"},
+		{KeyID: k, Stream: 2, Serial: 3, Name: "a"},
+		{KeyID: k, Stream: 1, Serial: 0, Name: "a"},
+	}
+	errs := s.AcceptBatch(ctx, items, 8, now)
+	want := []bool{true, false, true, true, false}
+	for i, err := range errs {
+		if (err == nil) != want[i] {
+			t.Errorf("item %d: %v", i, err)
+		}
+		if err != nil && !errors.Is(err, ErrReplay) {
+			t.Errorf("item %d: %v is not a replay", i, err)
+		}
+	}
+	for i, err := range s.AcceptBatch(ctx, items[:4], 8, now) {
+		if !errors.Is(err, ErrReplay) {
+			t.Errorf("second batch item %d: %v", i, err)
+		}
+	}
+}
