@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ThalesGroup/crypto11"
 	"github.com/miekg/pkcs11"
@@ -189,6 +190,21 @@ func selectToken(toks []TokenInfo, label, serial string) (TokenInfo, error) {
 	}
 }
 
+// openAttempts bounds the retries of Open when a token looks absent or
+// gives CKR_GENERAL_ERROR for a moment, as SoftHSM2 does while another
+// process logs in and rewrites its token file.
+const openAttempts = 4
+
+// transient reports whether an error opening a token may go away on its
+// own. A refused PIN is never transient.
+func transient(err error) bool {
+	if errors.Is(err, ErrLoginFailed) {
+		return false
+	}
+	return errors.Is(err, ErrTokenNotFound) ||
+		hasCode(err, pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_DEVICE_ERROR)
+}
+
 // maxSessions is the size of the session pool lent by withSession.
 const maxSessions = 4
 
@@ -268,14 +284,29 @@ func Open(cfg Config) (_ *Token, err error) {
 	if err != nil {
 		return nil, err
 	}
-	toks, err := listTokens(ctx)
-	if err == nil {
-		var sel TokenInfo
-		sel, err = selectToken(toks, label, serial)
-		serial, label = sel.Serial, sel.Label
-	}
-	if ferr := ctx.Finalize(); err == nil && ferr != nil {
-		err = p11err("C_Finalize", ferr)
+	wantLabel, wantSerial := label, serial
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			if ierr := ctx.Initialize(); ierr != nil && !hasCode(ierr, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+				err = p11err("C_Initialize", ierr)
+				break
+			}
+		}
+		var toks []TokenInfo
+		toks, err = listTokens(ctx)
+		if err == nil {
+			var sel TokenInfo
+			sel, err = selectToken(toks, wantLabel, wantSerial)
+			serial, label = sel.Serial, sel.Label
+		}
+		if ferr := ctx.Finalize(); err == nil && ferr != nil {
+			err = p11err("C_Finalize", ferr)
+		}
+		if err == nil || !transient(err) || attempt == openAttempts {
+			break
+		}
+		slog.Debug("token probe failed, retrying", "attempt", attempt, "err", err)
+		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
 	}
 	if err != nil {
 		ctx.Destroy()
@@ -312,13 +343,23 @@ func Open(cfg Config) (_ *Token, err error) {
 	}
 
 	// (2) crypto11 initializes the module and logs in once.
-	c11, err := crypto11.Configure(&crypto11.Config{Path: path, TokenSerial: serial, Pin: pin, MaxSessions: maxSessions + 1})
-	pin = ""
-	if err != nil {
-		lerr := loginError(ctx, serial, err)
-		ctx.Destroy()
-		return nil, lerr
+	var c11 *crypto11.Context
+	for attempt := 1; ; attempt++ {
+		c11, err = crypto11.Configure(&crypto11.Config{Path: path, TokenSerial: serial, Pin: pin, MaxSessions: maxSessions + 1})
+		if err == nil {
+			break
+		}
+		err = loginError(ctx, serial, err)
+		// A refused PIN is never retried: each try counts against it.
+		if errors.Is(err, ErrLoginFailed) || !transient(err) || attempt == openAttempts {
+			pin = ""
+			ctx.Destroy()
+			return nil, err
+		}
+		slog.Debug("opening token failed, retrying", "attempt", attempt, "err", err)
+		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
 	}
+	pin = ""
 
 	// (3) Our context on the same initialized module.
 	if err := ctx.Initialize(); err != nil && !hasCode(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
@@ -326,7 +367,7 @@ func Open(cfg Config) (_ *Token, err error) {
 		ctx.Destroy()
 		return nil, p11err("C_Initialize", err)
 	}
-	toks, err = listTokens(ctx)
+	toks, err := listTokens(ctx)
 	var info TokenInfo
 	if err == nil {
 		info, err = selectToken(toks, "", serial)
@@ -369,7 +410,10 @@ func Open(cfg Config) (_ *Token, err error) {
 func loginError(ctx *pkcs11.Ctx, serial string, err error) error {
 	code, ok := codeOf(err)
 	if !ok {
-		return fmt.Errorf("opening token: %w", err)
+		if strings.Contains(err.Error(), "could not find PKCS#11 token") {
+			return fmt.Errorf("%w: serial %s (it went away while opening)", ErrTokenNotFound, serial)
+		}
+		return fmt.Errorf("%w: opening token: %v", ErrToken, err)
 	}
 	switch code {
 	case pkcs11.CKR_PIN_INCORRECT, pkcs11.CKR_PIN_LOCKED, pkcs11.CKR_PIN_INVALID,

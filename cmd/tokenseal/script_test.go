@@ -48,6 +48,8 @@ func TestScripts(t *testing.T) {
 			env.Setenv("TOKENSEAL_PIN", tok.PIN)
 			env.Setenv("TOKEN_SERIAL", tok.Serial)
 			env.Setenv("SO_PIN", tok.SOPIN)
+			// The race detector sleeps a second at every exit by default.
+			env.Setenv("GORACE", "atexit_sleep_ms=0")
 			return nil
 		},
 	})

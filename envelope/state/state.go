@@ -176,15 +176,7 @@ func Open(dir string) (*Store, error) {
 	db.SetMaxOpenConns(1)
 	s := &Store{db: db, dir: dir}
 	if err := s.tx(context.Background(), func(tx *sql.Tx) error {
-		if _, err := tx.Exec(schema); err != nil {
-			return err
-		}
-		// Databases made before streams had a floor.
-		var n int
-		if err := tx.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('streams') WHERE name = 'floor'`).Scan(&n); err != nil || n == 1 {
-			return err
-		}
-		_, err := tx.Exec(`ALTER TABLE streams ADD COLUMN floor INTEGER NOT NULL DEFAULT 0`)
+		_, err := tx.Exec(schema)
 		return err
 	}); err != nil {
 		db.Close()

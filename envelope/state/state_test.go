@@ -240,3 +240,26 @@ func TestAcceptBatch(t *testing.T) {
 		}
 	}
 }
+
+// Serials pruned under a narrow window stay refused under a wider one.
+func TestWindowFloor(t *testing.T) {
+	s := open(t, t.TempDir())
+	k := [32]byte{6}
+	now := time.Now()
+	if err := s.Accept(ctx, k, 1, 5, 1024, "a", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Accept(ctx, k, 1, 10, 4, "a", now); err != nil {
+		t.Fatal(err)
+	}
+	var re *ReplayError
+	if err := s.Accept(ctx, k, 1, 5, 1024, "a", now); !errors.As(err, &re) || !re.TooOld {
+		t.Fatalf("serial 5 after pruning: %v", err)
+	}
+	if err := s.Accept(ctx, k, 1, 6, 1024, "a", now); !errors.As(err, &re) || !re.TooOld {
+		t.Fatalf("serial 6 (the floor): %v", err)
+	}
+	if err := s.Accept(ctx, k, 1, 7, 1024, "a", now); err != nil {
+		t.Fatalf("serial 7 above the floor: %v", err)
+	}
+}
