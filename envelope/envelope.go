@@ -308,6 +308,19 @@ type Opened struct {
 	Sender *SenderInfo
 	// SenderKey is the public key that verified the signature.
 	SenderKey crypto.PublicKey
+	// PreviousSender, set on a rewrapped envelope whose original was
+	// signed, is who signed it before: the rewrapping sender's statement.
+	PreviousSender *PreviousSenderInfo
+}
+
+// PreviousSenderInfo is the content of the previous-sender extension.
+type PreviousSenderInfo = format.PreviousSender
+
+func randReader(r io.Reader) io.Reader {
+	if r == nil {
+		return rand.Reader
+	}
+	return r
 }
 
 // OpenOptions change how Open works. The zero value accepts anonymous
@@ -399,6 +412,33 @@ func (r *Reader) finish() error {
 // stanza that one of identities recognises decides (FORMAT.md, section 2).
 // opts may be nil.
 func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, error) {
+	o, err := openHeader(src, identities, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer o.wipe()
+	return o.reader(nil)
+}
+
+// opened is an envelope whose header authenticated under its file key.
+type opened struct {
+	h         *format.Header
+	raw       []byte
+	in        io.Reader // positioned at the payload
+	armored   bool
+	keyID     KeyID
+	senderKey crypto.PublicKey
+	prev      *PreviousSenderInfo
+	fileKey   []byte
+	ks        *keySchedule
+}
+
+func (o *opened) wipe() {
+	clear(o.fileKey)
+	o.ks.wipe()
+}
+
+func openHeader(src io.Reader, identities []Identity, opts *OpenOptions) (*opened, error) {
 	if opts == nil {
 		opts = &OpenOptions{}
 	}
@@ -413,7 +453,10 @@ func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, err
 	if err != nil {
 		return nil, wrapReject(err)
 	}
-	res := &Reader{Opened: Opened{Armored: armored, Sender: h.Sender}}
+	o := &opened{h: h, raw: raw, in: in, armored: armored}
+	if o.prev, err = h.PreviousSender(); err != nil {
+		return nil, wrapReject(err)
+	}
 	if h.Sender == nil {
 		if opts.RefuseAnonymous {
 			return nil, ErrUnsigned
@@ -433,32 +476,46 @@ func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, err
 		if id, err := KeyIDOf(pub); err != nil || id != KeyID(h.Sender.KeyID) {
 			return nil, errors.New("trusted sender's key does not match its key identifier")
 		}
-		res.SenderKey = pub
+		o.senderKey = pub
 	}
 	fileKey, keyID, err := unwrap(h, identities)
 	if err != nil {
 		return nil, err
 	}
-	defer clear(fileKey)
 	ks, err := deriveKeys(fileKey, h.Salt[:])
 	if err != nil {
+		clear(fileKey)
 		return nil, err
 	}
-	defer ks.wipe()
+	o.fileKey, o.ks, o.keyID = fileKey, ks, keyID
 	want := headerMAC(ks.header, raw[:len(raw)-format.MACLen])
 	if !hmac.Equal(want, h.MAC[:]) {
+		o.wipe()
 		return nil, ErrHeaderAuth
 	}
-	res.KeyID = keyID
-	payload := in
-	if h.Sender != nil {
-		hh := sha256.Sum256(raw)
+	return o, nil
+}
+
+func (o *opened) info() Opened {
+	return Opened{KeyID: o.keyID, Armored: o.armored, Sender: o.h.Sender, SenderKey: o.senderKey, PreviousSender: o.prev}
+}
+
+// reader returns the payload Reader. tee, when not nil, receives every
+// payload byte (ciphertext) as it is read.
+func (o *opened) reader(tee io.Writer) (*Reader, error) {
+	res := &Reader{Opened: o.info()}
+	payload := o.in
+	if o.h.Sender != nil {
+		hh := sha256.Sum256(o.raw)
 		res.head = hh[:]
-		res.hold = newHoldback(in, h.TrailerLen())
+		res.hold = newHoldback(o.in, o.h.TrailerLen())
 		res.hash = sha256.New()
 		payload = res.hold
 	}
-	sr, err := stream.NewReader(ks.payload, payload)
+	if tee != nil {
+		payload = io.TeeReader(payload, tee)
+	}
+	sr, err := stream.NewReader(o.ks.payload, payload)
 	if err != nil {
 		return nil, err
 	}

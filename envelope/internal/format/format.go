@@ -47,8 +47,9 @@ const (
 // understand; a reader refuses a header with an unknown critical extension
 // and ignores an unknown non-critical one (it is still covered by the MAC).
 const (
-	CriticalBit   = 0x8000
-	ExtSender     = 0x8001
+	CriticalBit       = 0x8000
+	ExtSender         = 0x8001
+	ExtPreviousSender = 0x0002
 	senderBodyLen = KeyIDLen + 1 + 2 + 8 + 8 + 8
 )
 
@@ -89,6 +90,49 @@ type Sender struct {
 	StreamID  uint64
 	Serial    uint64
 	Timestamp uint64 // milliseconds since the Unix epoch, UTC
+}
+
+// PreviousSender is the content of the previous-sender extension that a
+// rewrap writes: who had signed the envelope before it was rewrapped.
+type PreviousSender struct {
+	KeyID     [KeyIDLen]byte
+	StreamID  uint64
+	Serial    uint64
+	Timestamp uint64
+}
+
+const previousSenderLen = KeyIDLen + 8 + 8 + 8
+
+// MarshalPreviousSender encodes the previous-sender extension's value.
+func MarshalPreviousSender(s *Sender) []byte {
+	var b cryptobyte.Builder
+	b.AddBytes(s.KeyID[:])
+	b.AddUint64(s.StreamID)
+	b.AddUint64(s.Serial)
+	b.AddUint64(s.Timestamp)
+	return b.BytesOrPanic()
+}
+
+// PreviousSender returns the header's previous-sender extension, or nil.
+// A malformed one is an error: it is covered by the MAC, so it was written
+// that way.
+func (h *Header) PreviousSender() (*PreviousSender, error) {
+	for _, e := range h.Unknown {
+		if e.Type != ExtPreviousSender {
+			continue
+		}
+		if len(e.Value) != previousSenderLen {
+			return nil, perr("previous-sender extension has length %d, want %d", len(e.Value), previousSenderLen)
+		}
+		v := cryptobyte.String(e.Value)
+		p := &PreviousSender{}
+		v.CopyBytes(p.KeyID[:])
+		v.ReadUint64(&p.StreamID)
+		v.ReadUint64(&p.Serial)
+		v.ReadUint64(&p.Timestamp)
+		return p, nil
+	}
+	return nil, nil
 }
 
 // Extension is an extension this package does not interpret.

@@ -1,0 +1,162 @@
+package envelope
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/tokenseal/tokenseal/envelope/internal/format"
+)
+
+// RewrapOptions say how Rewrap changes an envelope's recipients.
+type RewrapOptions struct {
+	// Open decides which original senders are accepted, as for Open.
+	Open *OpenOptions
+	// Add are recipients to add; a recipient already present is kept once.
+	Add []Recipient
+	// Remove are the key identifiers whose stanzas are dropped.
+	Remove []KeyID
+	// Sender signs the new envelope; nil writes an anonymous one.
+	Sender *Sender
+	// Armor writes the ASCII armor.
+	Armor bool
+}
+
+// Rewrapped describes what Rewrap did.
+type Rewrapped struct {
+	// Opened describes the original envelope.
+	Opened
+	// Removed counts the stanzas dropped.
+	Removed int
+	// Added counts the stanzas added.
+	Added int
+}
+
+// ErrNoRecipientsLeft is returned when a rewrap would remove every
+// recipient.
+var ErrNoRecipientsLeft = errors.New("rewrap would leave no recipients")
+
+// Rewrap rewrites an envelope for another set of recipients without
+// re-encrypting its payload: it unwraps the file key with one of
+// identities, verifies the original header, payload and (if signed)
+// signature as Open does, and writes to dst a new header (the same salt
+// and file key, the stanzas minus opts.Remove plus opts.Add, the new
+// sender's serial and timestamp) followed by the payload bytes unchanged
+// and, when opts.Sender is set, the new sender's signature.
+//
+// The new envelope is the rewrapping party's message: its sender is
+// opts.Sender. When the original was signed, a non-critical
+// previous-sender extension records the original sender's key identifier,
+// stream, serial and timestamp, as the rewrapping party's own statement.
+//
+// A removed recipient who kept the original envelope still holds its file
+// key: rewrap is for key rotation, not for revoking past access.
+//
+// dst may hold a partial envelope when Rewrap fails; write it somewhere
+// temporary and keep it only on success.
+func Rewrap(dst io.Writer, src io.Reader, identities []Identity, opts *RewrapOptions) (*Rewrapped, error) {
+	if opts == nil {
+		opts = &RewrapOptions{}
+	}
+	o, err := openHeader(src, identities, opts.Open)
+	if err != nil {
+		return nil, err
+	}
+	defer o.wipe()
+	res := &Rewrapped{Opened: o.info()}
+
+	nh := &format.Header{ChunkLog2: o.h.ChunkLog2, Salt: o.h.Salt}
+	remove := map[KeyID]bool{}
+	for _, id := range opts.Remove {
+		remove[id] = true
+	}
+	seen := map[[33]byte]bool{}
+	for _, s := range o.h.Stanzas {
+		if remove[KeyID(s.KeyID)] {
+			res.Removed++
+			continue
+		}
+		k := [33]byte{s.Type}
+		copy(k[1:], s.KeyID[:])
+		seen[k] = true
+		nh.Stanzas = append(nh.Stanzas, s)
+	}
+	for _, r := range opts.Add {
+		s, err := r.Wrap(o.fileKey)
+		if err != nil {
+			return nil, err
+		}
+		k := [33]byte{s.Type}
+		copy(k[1:], s.KeyID[:])
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		nh.Stanzas = append(nh.Stanzas, s)
+		res.Added++
+	}
+	if len(nh.Stanzas) == 0 {
+		return nil, ErrNoRecipientsLeft
+	}
+	if len(nh.Stanzas) > format.MaxStanzas {
+		return nil, fmt.Errorf("too many recipients: %d, the limit is %d", len(nh.Stanzas), format.MaxStanzas)
+	}
+	if prev := o.h.Sender; prev != nil {
+		nh.Unknown = append(nh.Unknown, format.Extension{Type: format.ExtPreviousSender, Value: format.MarshalPreviousSender(prev)})
+	}
+	for _, e := range o.h.Unknown {
+		if e.Type != format.ExtPreviousSender {
+			nh.Unknown = append(nh.Unknown, e)
+		}
+	}
+	if opts.Sender != nil {
+		ext, err := opts.Sender.extension()
+		if err != nil {
+			return nil, err
+		}
+		nh.Sender = ext
+	}
+	covered, err := nh.MarshalWithoutMAC()
+	if err != nil {
+		return nil, err
+	}
+	copy(nh.MAC[:], headerMAC(o.ks.header, covered))
+	raw := append(covered, nh.MAC[:]...)
+
+	out := dst
+	var armor *format.ArmoredWriter
+	if opts.Armor {
+		armor = format.NewArmoredWriter(dst)
+		out = armor
+	}
+	if _, err := out.Write(raw); err != nil {
+		return nil, err
+	}
+	payloadHash := sha256.New()
+	r, err := o.reader(io.MultiWriter(out, payloadHash))
+	if err != nil {
+		return nil, err
+	}
+	// Verify every chunk (and the original signature) while the payload
+	// is copied; the plaintext is discarded.
+	if _, err := r.WriteTo(io.Discard); err != nil {
+		return nil, err
+	}
+	if opts.Sender != nil {
+		hh := sha256.Sum256(raw)
+		sig, err := opts.Sender.sign(randReader(nil), nh.Sender, hh[:], payloadHash.Sum(nil))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := out.Write(sig); err != nil {
+			return nil, err
+		}
+	}
+	if armor != nil {
+		if err := armor.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}

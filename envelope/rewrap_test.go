@@ -1,0 +1,104 @@
+package envelope_test
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tokenseal/tokenseal/envelope"
+)
+
+func TestRewrap(t *testing.T) {
+	ks := testKeys(t)
+	alice, bob, carol := ks[1], ks[2], ks[3]
+	signer, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rotator, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	plain := make([]byte, 200000)
+	rand.Read(plain)
+	orig := sealSigned(t, plain, false, &envelope.Sender{Signer: signer, StreamID: 4, Serial: 9, Time: time.Now()}, recipient(t, alice), recipient(t, bob))
+
+	aliceID, _ := envelope.KeyIDOf(alice.priv.Public())
+	var out bytes.Buffer
+	res, err := envelope.Rewrap(&out, bytes.NewReader(orig), []envelope.Identity{identity(t, bob)}, &envelope.RewrapOptions{
+		Open:   trusting(signer.Public()),
+		Add:    []envelope.Recipient{recipient(t, carol), recipient(t, bob)},
+		Remove: []envelope.KeyID{aliceID},
+		Sender: &envelope.Sender{Signer: rotator, StreamID: 1, Serial: 1, Time: time.Now()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Added != 1 || res.Removed != 1 {
+		t.Fatalf("added %d removed %d", res.Added, res.Removed)
+	}
+	re := out.Bytes()
+	// The payload bytes are unchanged.
+	io, _ := envelope.Inspect(bytes.NewReader(orig))
+	in, _ := envelope.Inspect(bytes.NewReader(re))
+	if in.PayloadLen != io.PayloadLen || in.PlaintextLen != int64(len(plain)) {
+		t.Fatalf("payload %d/%d, plaintext %d", in.PayloadLen, io.PayloadLen, in.PlaintextLen)
+	}
+	op := orig[io.HeaderLen : io.HeaderLen+int(io.PayloadLen)]
+	np := re[in.HeaderLen : in.HeaderLen+int(in.PayloadLen)]
+	if !bytes.Equal(op, np) {
+		t.Fatal("payload bytes changed")
+	}
+	if in.PreviousSender == nil || in.PreviousSender.Serial != 9 || in.Sender.Serial != 1 {
+		t.Fatalf("sender %+v previous %+v", in.Sender, in.PreviousSender)
+	}
+	// Carol and Bob open it as from the rotator; Alice cannot.
+	for _, k := range []testKey{bob, carol} {
+		got, r, err := openWith(re, trusting(rotator.Public()), identity(t, k))
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("%s: %v", k.name, err)
+		}
+		if r.PreviousSender == nil || r.PreviousSender.Serial != 9 {
+			t.Fatalf("previous sender %+v", r.PreviousSender)
+		}
+	}
+	var nm *envelope.NoIdentityMatchError
+	if _, _, err := openWith(re, trusting(rotator.Public()), identity(t, alice)); !errors.As(err, &nm) {
+		t.Fatalf("alice: %v", err)
+	}
+	// The original signer is not the new envelope's signer.
+	if _, _, err := openWith(re, trusting(signer.Public()), identity(t, bob)); err == nil {
+		t.Fatal("rewrapped envelope verified under the original signer")
+	}
+	// Removing everyone is refused.
+	bobID, _ := envelope.KeyIDOf(bob.priv.Public())
+	_, err = envelope.Rewrap(&bytes.Buffer{}, bytes.NewReader(orig), []envelope.Identity{identity(t, bob)}, &envelope.RewrapOptions{
+		Open: trusting(signer.Public()), Remove: []envelope.KeyID{aliceID, bobID},
+	})
+	if !errors.Is(err, envelope.ErrNoRecipientsLeft) {
+		t.Fatalf("remove all: %v", err)
+	}
+	// A tampered original is refused, whatever was written.
+	bad := bytes.Clone(orig)
+	bad[len(bad)-100] ^= 1
+	_, err = envelope.Rewrap(&bytes.Buffer{}, bytes.NewReader(bad), []envelope.Identity{identity(t, bob)}, &envelope.RewrapOptions{
+		Open: trusting(signer.Public()), Add: []envelope.Recipient{recipient(t, carol)},
+	})
+	if !errors.Is(err, envelope.ErrRejected) {
+		t.Fatalf("tampered original: %v", err)
+	}
+}
+
+func TestInspectLengths(t *testing.T) {
+	k := testKeys(t)[2]
+	for _, n := range []int{0, 1, 65535, 65536, 65537, 200000} {
+		for _, armor := range []bool{false, true} {
+			env := seal(t, make([]byte, n), armor, recipient(t, k))
+			info, err := envelope.Inspect(bytes.NewReader(env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.PlaintextLen != int64(n) || info.Armored != armor || len(info.Stanzas) != 1 || info.Stanzas[0].Alg != "ECDH-P256" {
+				t.Fatalf("n=%d armor=%v: %+v", n, armor, info)
+			}
+		}
+	}
+}
