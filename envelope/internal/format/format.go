@@ -50,7 +50,7 @@ const (
 	CriticalBit       = 0x8000
 	ExtSender         = 0x8001
 	ExtPreviousSender = 0x0002
-	senderBodyLen = KeyIDLen + 1 + 2 + 8 + 8 + 8
+	senderBodyLen     = KeyIDLen + 1 + 2 + 8 + 8 + 8
 )
 
 // Signature algorithms named in the sender extension.
