@@ -42,6 +42,8 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		sealCommand,
 		openCommand,
+		inspectCommand,
+		rewrapCommand,
 		{
 			Name:  "trust",
 			Usage: "manage the senders whose signed envelopes open accepts",
