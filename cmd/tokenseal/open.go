@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -338,7 +339,23 @@ func (o *opener) verify(i int, in, out string) *verified {
 		}
 	}
 	v.af, v.sender = af, r.Sender
+	logOpened(in, &r.Opened)
 	return v
+}
+
+// logOpened says at --verbose what was opened: the stanza used, and the
+// sender's and any previous sender's stamps.
+func logOpened(in string, o *envelope.Opened) {
+	attrs := []any{"input", in, "key_id", o.KeyID.String()}
+	if s := o.Sender; s != nil {
+		attrs = append(attrs, "sender", envelope.KeyID(s.KeyID).String(), "stream", s.StreamID, "serial", s.Serial,
+			"timestamp", time.UnixMilli(int64(s.Timestamp)).UTC().Format(time.RFC3339))
+	}
+	if p := o.PreviousSender; p != nil {
+		attrs = append(attrs, "previous_sender", envelope.KeyID(p.KeyID).String(), "previous_serial", p.Serial,
+			"previous_timestamp", time.UnixMilli(int64(p.Timestamp)).UTC().Format(time.RFC3339))
+	}
+	slog.Debug("envelope verified", attrs...)
 }
 
 // commit records a batch of verified envelopes in the ledger and moves the
@@ -408,6 +425,7 @@ func (o *opener) toStdout(src io.Reader) error {
 	if _, err := r.WriteTo(io.Discard); err != nil {
 		return err
 	}
+	logOpened("-", &r.Opened)
 	if err := o.accept(r.Sender); err != nil {
 		return err
 	}
