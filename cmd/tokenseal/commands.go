@@ -79,6 +79,8 @@ func commands() []*cli.Command {
 				keyDeleteCommand,
 			},
 		},
+		completionCommand,
+		manCommand,
 	}
 }
 
@@ -91,9 +93,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Reader:               stdin,
 		Writer:               stdout,
 		ErrWriter:            stderr,
-		Flags:                []cli.Flag{flagModule, flagToken, flagSerial, flagPINFile, flagVerbose},
+		Flags:                []cli.Flag{flagModule, flagToken, flagSerial, flagPINFile, flagVerbose, flagQuiet, flagConfig},
 		Commands:             commands(),
-		EnableBashCompletion: false,
+		EnableBashCompletion: true, // hidden --generate-bash-completion; see completion.go
 		HideHelpCommand:      false,
 		// The library must never call os.Exit: run maps errors to codes.
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -103,7 +105,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				level = slog.LevelDebug
 			}
 			slog.SetDefault(slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})))
-			return nil
+			return applyConfig(c)
 		},
 		Action: groupAction,
 	}
@@ -111,6 +113,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	for _, c := range app.Commands {
 		setUsageErrors(c)
 	}
+	withConfig(app.Commands)
 	return app
 }
 

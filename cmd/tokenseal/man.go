@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/cpuguy83/go-md2man/v2/md2man"
+	"github.com/urfave/cli/v2"
+)
+
+// manCommand prints the manual page; `make man` writes it to
+// man/tokenseal.1. Hidden: it is a build step, not something a user needs
+// in --help.
+var manCommand = &cli.Command{
+	Name:   "man",
+	Usage:  "print the tokenseal(1) manual page (roff), generated from the command definitions",
+	Hidden: true,
+	Action: func(c *cli.Context) error {
+		page, err := manPage(c.App)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprint(c.App.Writer, page)
+		return err
+	},
+}
+
+// manPage renders the app as a section 1 manual page: urfave/cli's
+// markdown for the app (what ToMan renders), with the sections the command
+// definitions cannot give appended (files, environment collected from the
+// flags, exit status), through the same md2man renderer.
+func manPage(app *cli.App) (string, error) {
+	if app.Description == "" {
+		app.Description = manDescription
+	}
+	md, err := app.ToMarkdown()
+	if err != nil {
+		return "", err
+	}
+	page := "% " + app.Name + " 1\n\n" + md + "\n" + manExtra(app)
+	return string(md2man.Render([]byte(page))), nil
+}
+
+const manDescription = `tokenseal seals files to public keys whose private keys live on PKCS#11
+tokens (smart cards, YubiKeys, HSMs, SoftHSM2), and opens them on the token:
+the private key never leaves it. Signed envelopes carry the sender's key id,
+a serial number and a timestamp; open accepts them only from trusted senders
+and refuses replays.
+
+Settings are taken, first found wins, from the command line, the
+environment, the config file (see FILES), then the defaults.`
+
+func manExtra(app *cli.App) string {
+	var b strings.Builder
+	b.WriteString(`# FILES
+
+**$XDG_CONFIG_HOME/tokenseal/config** (else **~/.config/tokenseal/config**), or **--config FILE**:
+optional defaults, below the command line and the environment, one **key = value** a line, **#** comments. Keys: ` + strings.Join(configKeys, ", ") + `.
+Relative paths are relative to the file. A PIN is never accepted there; use **pin-file**.
+
+**$XDG_STATE_HOME/tokenseal** (else **~/.local/state/tokenseal**), or **--state-dir DIR**:
+serial counters, trusted senders and the replay ledger.
+
+# ENVIRONMENT
+`)
+	type env struct{ name, usage string }
+	seen := map[string]bool{}
+	var envs []env
+	add := func(flags []cli.Flag) {
+		for _, f := range flags {
+			ef, ok := f.(interface {
+				GetEnvVars() []string
+				GetUsage() string
+			})
+			if !ok {
+				continue
+			}
+			for _, e := range ef.GetEnvVars() {
+				if !seen[e] {
+					seen[e] = true
+					envs = append(envs, env{e, ef.GetUsage()})
+				}
+			}
+		}
+	}
+	var walk func([]*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			add(c.Flags)
+			walk(c.Subcommands)
+		}
+	}
+	add(app.Flags)
+	walk(app.Commands)
+	for _, e := range []env{
+		{"TOKENSEAL_PIN", "the user PIN itself (after --pin-file; never a flag, so that it stays out of ps and shell history)"},
+		{"TOKENSEAL_SO_PIN", "the security officer PIN for token init (after --so-pin-file)"},
+		{"TOKENSEAL_CPUPROFILE", "write a CPU profile to this file, for go tool pprof"},
+	} {
+		if !seen[e.name] {
+			seen[e.name] = true
+			envs = append(envs, e)
+		}
+	}
+	sort.Slice(envs, func(i, j int) bool { return envs[i].name < envs[j].name })
+	for _, e := range envs {
+		fmt.Fprintf(&b, "\n**%s**: %s\n", e.name, strings.ReplaceAll(e.usage, "`", ""))
+	}
+	b.WriteString(`
+# EXIT STATUS
+
+**0** success; **1** other error; **2** usage error; **3** token error (module,
+token, login, key); **4** envelope rejected (malformed, tampered, not
+addressed to this token, bad or untrusted signature); **5** replay rejected.
+`)
+	return b.String()
+}
