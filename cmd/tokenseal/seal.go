@@ -115,16 +115,27 @@ func seal(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The progress bar (stderr on a terminal, big inputs) counts what
+	// ReadFrom reads; none when the envelope itself goes to the terminal.
+	var p *progress
+	if out != "" || !isTTY(c.App.Writer) {
+		p = newProgress(c, "sealing", inputSize(c.App.Reader, in))
+	}
+	defer p.Stop()
+	p.Start()
 	// ReadFrom pipelines reading, encryption and writing.
-	if _, err := w.(io.ReaderFrom).ReadFrom(src); err != nil {
+	if _, err := w.(io.ReaderFrom).ReadFrom(p.Reader(src)); err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil {
 		return err
 	}
 	if af != nil {
-		return af.Commit(c.Bool("force"), c.Bool("sync"))
+		if err := af.Commit(c.Bool("force"), c.Bool("sync")); err != nil {
+			return err
+		}
 	}
+	p.Finish()
 	return nil
 }
 
