@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,8 @@ type opener struct {
 	force  bool
 	sync   bool
 	window uint64
+	prog   *progress // nil: no progress bar
+	size   int64     // of the inputs together; < 0 unknown
 
 	mu      sync.Mutex // guards what follows; workers run in parallel
 	st      *state.Store
@@ -105,8 +108,20 @@ func openAction(c *cli.Context) error {
 	}
 	o.opts = &envelope.OpenOptions{RefuseAnonymous: !c.Bool("allow-anonymous"), Senders: o.sender}
 
+	// The progress bar counts ciphertext read; none when the plaintext
+	// goes to the terminal.
+	o.size = inputsSize(c.App.Reader, inputs)
+	if out != "" || !isTTY(c.App.Writer) {
+		o.prog = newProgress(c, "opening", o.size)
+	}
+	defer o.prog.Stop()
+
 	if out == "" {
-		return o.openOne(inputs[0])
+		err := o.openOne(inputs[0])
+		if err == nil {
+			o.prog.Finish()
+		}
+		return err
 	}
 	if len(inputs) == 1 {
 		return o.openFiles(inputs, []string{out})
@@ -116,6 +131,20 @@ func openAction(c *cli.Context) error {
 		outs[i] = filepath.Join(out, outputName(in))
 	}
 	return o.openFiles(inputs, outs)
+}
+
+// inputsSize is the size of the inputs together, or -1 when one of them
+// is not a regular file.
+func inputsSize(stdin io.Reader, inputs []string) int64 {
+	var total int64
+	for _, in := range inputs {
+		n := inputSize(stdin, in)
+		if n < 0 {
+			return -1
+		}
+		total += n
+	}
+	return total
 }
 
 // outputName is the plaintext's name for an envelope file: without a
@@ -278,6 +307,12 @@ func (o *opener) openFiles(inputs, outs []string) error {
 		o.commit(batch, errs)
 	}
 
+	// The bar ends before any error is reported.
+	if slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+		o.prog.Stop()
+	} else {
+		o.prog.Finish()
+	}
 	var first error
 	for i, err := range errs {
 		if err == nil {
@@ -315,7 +350,8 @@ func (o *opener) verify(i int, in, out string) *verified {
 		return v
 	}
 	defer src.Close()
-	r, err := envelope.Open(src, o.ids, o.opts)
+	r, err := envelope.Open(o.prog.Reader(src), o.ids, o.opts)
+	o.prog.Start() // after any PIN prompt
 	if err != nil {
 		v.err = err
 		return v
@@ -412,7 +448,8 @@ func (o *opener) toStdout(src io.Reader) error {
 	os.Remove(spool.Name())
 	defer spool.Close()
 
-	r, err := envelope.Open(io.TeeReader(src, spool), o.ids, o.opts)
+	r, err := envelope.Open(io.TeeReader(o.prog.Reader(src), spool), o.ids, o.opts)
+	o.prog.Start() // after any PIN prompt
 	if err != nil {
 		return err
 	}
@@ -422,6 +459,7 @@ func (o *opener) toStdout(src io.Reader) error {
 		_, err := r.WriteTo(o.c.App.Writer)
 		return err
 	}
+	o.prog.AddTotal(o.size) // the spool is read a second time
 	if _, err := r.WriteTo(io.Discard); err != nil {
 		return err
 	}
@@ -432,7 +470,7 @@ func (o *opener) toStdout(src io.Reader) error {
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("reading spool file: %w", err)
 	}
-	r2, err := envelope.Open(spool, o.ids, o.opts)
+	r2, err := envelope.Open(o.prog.Reader(spool), o.ids, o.opts)
 	if err != nil {
 		return err
 	}
