@@ -24,8 +24,16 @@ demo:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
+# The manual page, generated from the command definitions (urfave/cli's
+# markdown through go-md2man): man -l man/tokenseal.1
+.PHONY: man
+man:
+	mkdir -p man
+	$(GO) run ./cmd/tokenseal man > man/tokenseal.1.tmp
+	mv man/tokenseal.1.tmp man/tokenseal.1
+
 clean:
-	rm -rf bin .demo .softhsm
+	rm -rf bin .demo .softhsm man
 
 # Side-by-side benchmark (cat, plain Go AES-GCM, age, gpg, openssl cms,
 # tokenseal) with the issue 5 targets; BENCH_SIZE, BENCH_QUICK=1: see
