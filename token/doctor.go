@@ -211,7 +211,9 @@ type Diagnosis struct {
 
 func (d *Diagnosis) problem(err error) { d.Problems = append(d.Problems, err) }
 
-func (d *Diagnosis) note(format string, a ...any) { d.Notes = append(d.Notes, fmt.Sprintf(format, a...)) }
+func (d *Diagnosis) note(format string, a ...any) {
+	d.Notes = append(d.Notes, fmt.Sprintf(format, a...))
+}
 
 // Capability returns the result for the capability called name.
 func (d *Diagnosis) Capability(name string) *CapabilityResult {
