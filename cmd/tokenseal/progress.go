@@ -197,7 +197,10 @@ func (p *progress) draw() {
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetElapsedTime(true),
 			progressbar.OptionThrottle(progressInterval),
+			progressbar.OptionShowCount(), // redraw on every update, throttled
 			progressbar.OptionSpinnerType(14),
+			// No spinner goroutine of the library's own: run draws.
+			progressbar.OptionSetSpinnerChangeInterval(0),
 			progressbar.OptionUseANSICodes(true),
 			progressbar.OptionOnCompletion(func() { io.WriteString(p.w, "\n") }),
 		)
