@@ -338,8 +338,12 @@ func (o *opener) verify(i int, in, out string) *verified {
 		v.err = usageErrorf("input and output are the same file")
 		return v
 	}
-	if !o.force {
-		if _, err := os.Lstat(out); err == nil {
+	if fi, err := os.Lstat(out); err == nil {
+		if !fi.Mode().IsRegular() {
+			v.err = &outputNotRegularError{out}
+			return v
+		}
+		if !o.force {
 			v.err = &outputExistsError{out}
 			return v
 		}

@@ -21,8 +21,14 @@ type atomicFile struct {
 // createOutput creates the temporary file for path with mode perm. It
 // refuses an existing path unless force.
 func createOutput(path string, force bool, perm os.FileMode) (*atomicFile, error) {
-	if !force {
-		if _, err := os.Lstat(path); err == nil {
+	if fi, err := os.Lstat(path); err == nil {
+		// Renaming over a device, a FIFO or a symlink would replace it
+		// (as root, /dev/null itself): refuse whatever is not a regular
+		// file, even with --force.
+		if !fi.Mode().IsRegular() {
+			return nil, &outputNotRegularError{path}
+		}
+		if !force {
 			return nil, &outputExistsError{path}
 		}
 	}
@@ -37,6 +43,12 @@ func createOutput(path string, force bool, perm os.FileMode) (*atomicFile, error
 		return nil, fmt.Errorf("creating output: %w", err)
 	}
 	return &atomicFile{File: f, final: path}, nil
+}
+
+type outputNotRegularError struct{ path string }
+
+func (e *outputNotRegularError) Error() string {
+	return fmt.Sprintf("output %s exists and is not a regular file; write to stdout instead (> %s)", e.path, e.path)
 }
 
 type outputExistsError struct{ path string }
