@@ -1,5 +1,6 @@
-// Package state keeps tokenseal's durable state in one SQLite database in
-// the state directory: the sender's serial counters, the recipient's
+// Package state keeps tokenseal's durable state in one SQLite database
+// (through database/sql and github.com/mattn/go-sqlite3) in the state
+// directory: the sender's serial counters, the recipient's
 // trusted senders and the replay ledger.
 //
 // # Durability
@@ -49,8 +50,7 @@ import (
 	"strings"
 	"time"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	"github.com/mattn/go-sqlite3"
 )
 
 // DefaultWindow is the default width of the anti-replay window.
@@ -163,13 +163,16 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("state database: %w", err)
 	}
 	f.Close()
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("state directory %q: the path must not contain '?' or '#'", dir)
+	}
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_foreign_keys", "on")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite3", path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("state database: %w", err)
 	}
@@ -192,10 +195,9 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) Close() error { return s.db.Close() }
 
 func isBusy(err error) bool {
-	var se *sqlite.Error
+	var se sqlite3.Error
 	if errors.As(err, &se) {
-		c := se.Code() & 0xff
-		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
 	}
 	return false
 }
