@@ -104,7 +104,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			if c.Bool("verbose") {
 				level = slog.LevelDebug
 			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})))
+			slog.SetDefault(slog.New(newLogHandler(c.App.ErrWriter, level)))
 			return applyConfig(c)
 		},
 		Action: groupAction,
