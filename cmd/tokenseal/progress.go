@@ -65,8 +65,9 @@ type progress struct {
 	stop    chan struct{}
 	done    chan struct{}
 
-	bar *progressbar.ProgressBar // owned by run, then by end
-	max int64
+	bar   *progressbar.ProgressBar // owned by run, then by end
+	max   int64
+	shown bool // drawn at least once
 }
 
 // newProgress returns a progress bar for a stream of size bytes (-1 when
@@ -154,7 +155,7 @@ func (p *progress) end(ok bool) {
 	}
 	close(p.stop)
 	<-p.done
-	if p.bar == nil {
+	if !p.shown {
 		return // done before anything was drawn
 	}
 	if ok {
@@ -166,9 +167,29 @@ func (p *progress) end(ok bool) {
 }
 
 func (p *progress) run() {
+	defer close(p.done)
+	total := p.total.Load()
+	p.max = total
+	p.bar = progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionSetDescription(p.desc),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionSetWidth(25),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionThrottle(progressInterval),
+		progressbar.OptionShowCount(), // redraw on every update, throttled
+		progressbar.OptionSpinnerType(14),
+		// No spinner goroutine of the library's own: run draws.
+		progressbar.OptionSetSpinnerChangeInterval(0),
+		progressbar.OptionUseANSICodes(true),
+		progressbar.OptionOnCompletion(func() { io.WriteString(p.w, "\n") }),
+	)
+	// The clock for rate and time left starts now, not at the first draw.
+	p.bar.StartWithoutRender()
 	t := time.NewTicker(progressInterval)
 	defer t.Stop()
-	defer close(p.done)
 	for {
 		select {
 		case <-p.stop:
@@ -183,30 +204,12 @@ func (p *progress) run() {
 // nothing until progressThreshold bytes have gone by.
 func (p *progress) draw() {
 	n, total := p.n.Load(), p.total.Load()
-	if p.bar == nil {
-		if total < 0 && n < progressThreshold {
-			return
-		}
-		p.max = total
-		p.bar = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(p.w),
-			progressbar.OptionSetDescription(p.desc),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowTotalBytes(true),
-			progressbar.OptionSetWidth(25),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionThrottle(progressInterval),
-			progressbar.OptionShowCount(), // redraw on every update, throttled
-			progressbar.OptionSpinnerType(14),
-			// No spinner goroutine of the library's own: run draws.
-			progressbar.OptionSetSpinnerChangeInterval(0),
-			progressbar.OptionUseANSICodes(true),
-			progressbar.OptionOnCompletion(func() { io.WriteString(p.w, "\n") }),
-		)
+	if !p.shown && total < 0 && n < progressThreshold {
+		return
 	}
-	if total >= 0 && (total != p.max || n > total) {
-		// The input grew, or a second pass was announced.
+	p.shown = true
+	if total >= 0 && (total != p.max || n > p.max) {
+		// A second pass was announced, or the input grew.
 		p.max = max(total, n)
 		p.bar.ChangeMax64(p.max)
 	}
