@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sort"
 	"strings"
 
 	"github.com/miekg/pkcs11"
@@ -201,7 +202,7 @@ type Diagnosis struct {
 	// TrialsRun is true when the capabilities were tried on the token
 	// (after a login), false when they only reflect C_GetMechanismInfo.
 	TrialsRun bool
-	Keys      []KeyDiagnosis // the key pairs found after login
+	Keys      []KeyDiagnosis // the key pairs found after login, by label
 	// Problems are what tokenseal needs and does not have. Each matches
 	// [ErrToken]. Empty means nothing needed is known to be missing.
 	Problems []error
@@ -312,8 +313,8 @@ func Diagnose(cfg Config) *Diagnosis {
 	case ti.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0 || !ti.UserPINInit:
 		d.skipTrials("no login: the user PIN is locked or not set")
 	case !havePIN:
-		d.skipTrials("no PIN available without a prompt: give --pin-file or TOKENSEAL_PIN to run the trials")
-		d.note("trials skipped: no PIN available without a prompt; mechanisms are as C_GetMechanismInfo lists them")
+		d.skipTrials("no login")
+		d.note("trials skipped: no PIN available without a prompt (give --pin-file or TOKENSEAL_PIN to run them); mechanisms are as C_GetMechanismInfo lists them")
 	default:
 		t, err := Open(cfg)
 		if err != nil {
@@ -431,6 +432,9 @@ func (d *Diagnosis) trials(t *Token) error {
 	if err != nil {
 		return err
 	}
+	// By label, so the report and the keys the trials use do not depend
+	// on the order the token lists objects in.
+	sort.SliceStable(keys, func(i, j int) bool { return keys[i].Label < keys[j].Label })
 	var temps []*tempPair
 	defer func() {
 		for _, tp := range temps {

@@ -31,11 +31,17 @@ type Health struct {
 	Notes    []string
 }
 
-// ErrUnhealthy is wrapped by every problem [Check] reports.
+// ErrUnhealthy is matched (errors.Is) by every problem [Check] reports.
 var ErrUnhealthy = errors.New("state directory unhealthy")
 
+// healthProblem is one problem; its message says what is wrong on its own.
+type healthProblem struct{ msg string }
+
+func (e *healthProblem) Error() string        { return e.msg }
+func (e *healthProblem) Is(target error) bool { return target == ErrUnhealthy }
+
 func (h *Health) problem(format string, a ...any) {
-	h.Problems = append(h.Problems, fmt.Errorf("%w: "+format, append([]any{ErrUnhealthy}, a...)...))
+	h.Problems = append(h.Problems, &healthProblem{fmt.Sprintf(format, a...)})
 }
 
 // Check examines the state directory dir without creating anything: it
