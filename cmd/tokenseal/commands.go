@@ -79,6 +79,7 @@ func commands() []*cli.Command {
 				keyDeleteCommand,
 			},
 		},
+		doctorCommand,
 		completionCommand,
 		manCommand,
 	}
