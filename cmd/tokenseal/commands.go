@@ -63,20 +63,22 @@ func commands() []*cli.Command {
 		},
 		{
 			Name:  "token",
-			Usage: "list and initialize tokens",
+			Usage: "list and initialize tokens, change the user PIN",
 			Subcommands: []*cli.Command{
 				tokenListCommand,
 				tokenInitCommand,
+				tokenChangePINCommand,
 			},
 		},
 		{
 			Name:  "key",
-			Usage: "generate, list, export and delete key pairs on the token",
+			Usage: "generate, list, export, delete and provision key pairs on the token",
 			Subcommands: []*cli.Command{
 				keyGenerateCommand,
 				keyListCommand,
 				keyExportCommand,
 				keyDeleteCommand,
+				keyProvisionCommand,
 			},
 		},
 		doctorCommand,
