@@ -1,0 +1,1251 @@
+//go:debug cryptocustomrand=1
+
+// Command vectorgen writes the envelope test vectors in
+// envelope/testdata/vectors and the seed corpora of the fuzz targets
+// (envelope/testdata/fuzz, envelope/internal/format/testdata/fuzz).
+//
+// Run it from the repository root:
+//
+//	go run ./envelope/internal/vectorgen
+//
+// It is written from FORMAT.md with the standard library alone: it does
+// not import the envelope package, so the vectors check the
+// implementation rather than repeat it. Output is deterministic: the
+// keys are the fixed PEM files in envelope/testdata/keys, and every
+// random value (file key, salt, ephemeral keys, OAEP seeds, PSS salts) is
+// drawn from a ChaCha8 stream seeded by the vector's name; the
+// cryptocustomrand GODEBUG above makes crypto/rsa use that stream, and
+// ECDSA signatures are the deterministic ones of RFC 6979.
+//
+// # Vector files
+//
+// One file per vector, <name>.txt: header lines "name: value", a blank
+// line, then the envelope bytes exactly (binary or armored). Headers:
+//
+//	expect:   success | header failure | armor failure | no match |
+//	          unwrap failure | header MAC failure | payload failure |
+//	          signature failure | untrusted sender
+//	payload:  SHA-256 of the plaintext, hex (success only)
+//	identity: a private key the reader holds, base64 PKCS#8 DER (repeated)
+//	sender:   a sender public key the reader trusts, base64 SPKI DER (repeated)
+//	comment:  why the vector is valid or not, one line
+package main
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"hash"
+	"io"
+	"log"
+	"math/big"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+const (
+	chunkSize = 1 << 16
+	tagSize   = 16
+	fileKey   = 32
+
+	typeRSA  = 0x01
+	typeP256 = 0x02
+	typeP384 = 0x03
+
+	oaepSHA1   = 1
+	oaepSHA256 = 2
+
+	extSender = 0x8001
+	sigECDSA  = 1
+	sigPSS    = 2
+
+	armorBegin = "-----BEGIN TOKENSEAL ENVELOPE-----"
+	armorEnd   = "-----END TOKENSEAL ENVELOPE-----"
+)
+
+// Expectations, as written in the files.
+const (
+	expSuccess   = "success"
+	expHeader    = "header failure"
+	expArmor     = "armor failure"
+	expNoMatch   = "no match"
+	expUnwrap    = "unwrap failure"
+	expMAC       = "header MAC failure"
+	expPayload   = "payload failure"
+	expSignature = "signature failure"
+	expUntrusted = "untrusted sender"
+)
+
+// fuzzMax is the largest envelope copied into the checked-in fuzz
+// corpora; the fuzz targets add larger seeds in-process.
+const fuzzMax = 4096
+
+type keys map[string]crypto.Signer
+
+func loadKeys(dir string) (keys, error) {
+	ks := keys{}
+	files, err := filepath.Glob(filepath.Join(dir, "*.pem"))
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		b, _ := pem.Decode(data)
+		if b == nil || b.Type != "PRIVATE KEY" {
+			return nil, fmt.Errorf("%s: no PRIVATE KEY block", f)
+		}
+		k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", f, err)
+		}
+		ks[strings.TrimSuffix(filepath.Base(f), ".pem")] = k.(crypto.Signer)
+	}
+	if len(ks) == 0 {
+		return nil, fmt.Errorf("no keys in %s", dir)
+	}
+	return ks, nil
+}
+
+func (ks keys) get(name string) crypto.Signer {
+	k, ok := ks[name]
+	if !ok {
+		log.Fatalf("no key %q", name)
+	}
+	return k
+}
+
+func keyID(pub crypto.PublicKey) []byte {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		log.Fatal(err)
+	}
+	h := sha256.Sum256(der)
+	return h[:]
+}
+
+// ---------------------------------------------------------------------
+// Writer pieces, from FORMAT.md.
+
+func u16(b []byte, n int) []byte { return append(b, byte(n>>8), byte(n)) }
+func u24(b []byte, n int) []byte { return append(b, byte(n>>16), byte(n>>8), byte(n)) }
+
+func stanza(typ byte, id, body []byte) []byte {
+	out := append([]byte{typ}, id...)
+	return append(u16(out, len(body)), body...)
+}
+
+func ext(typ uint16, v []byte) []byte {
+	return append(u16(u16(nil, int(typ)), len(v)), v...)
+}
+
+func deriveKeys(fk, salt []byte) (kh, kp []byte) {
+	kh, err := hkdf.Key(sha256.New, fk, salt, "tokenseal/v1 header", 32)
+	if err != nil {
+		log.Fatal(err)
+	}
+	kp, err = hkdf.Key(sha256.New, fk, salt, "tokenseal/v1 payload", 32)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return kh, kp
+}
+
+func gcmSeal(kp []byte, i uint64, last bool, pt []byte) []byte {
+	b, err := aes.NewCipher(kp)
+	if err != nil {
+		log.Fatal(err)
+	}
+	a, err := cipher.NewGCM(b)
+	if err != nil {
+		log.Fatal(err)
+	}
+	nonce := make([]byte, 12)
+	binary.BigEndian.PutUint64(nonce[3:11], i)
+	if last {
+		nonce[11] = 1
+	}
+	return a.Seal(nil, nonce, pt, nil)
+}
+
+// payload encrypts pt in chunks of 64 KiB, the last one flagged.
+func payload(kp, pt []byte) []byte {
+	if len(pt) == 0 {
+		return gcmSeal(kp, 0, true, nil)
+	}
+	var out []byte
+	for i := uint64(0); len(pt) > 0; i++ {
+		n := min(len(pt), chunkSize)
+		out = append(out, gcmSeal(kp, i, n == len(pt), pt[:n])...)
+		pt = pt[n:]
+	}
+	return out
+}
+
+// X9.63 KDF with SHA-256, one block.
+func x963(z, info []byte) []byte {
+	h := sha256.New()
+	h.Write(z)
+	h.Write([]byte{0, 0, 0, 1})
+	h.Write(info)
+	return h.Sum(nil)
+}
+
+// kwpWrap is RFC 5649 AES key wrap with padding.
+func kwpWrap(kek, key []byte) []byte {
+	b, err := aes.NewCipher(kek)
+	if err != nil {
+		log.Fatal(err)
+	}
+	aiv := []byte{0xA6, 0x59, 0x59, 0xA6, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(aiv[4:], uint32(len(key)))
+	p := append([]byte(nil), key...)
+	for len(p)%8 != 0 {
+		p = append(p, 0)
+	}
+	if len(p) == 8 {
+		out := make([]byte, 16)
+		b.Encrypt(out, append(aiv, p...))
+		return out
+	}
+	// RFC 3394 wrap with aiv.
+	n := len(p) / 8
+	a := append([]byte(nil), aiv...)
+	r := append([]byte(nil), p...)
+	buf := make([]byte, 16)
+	for j := 0; j < 6; j++ {
+		for i := 0; i < n; i++ {
+			copy(buf, a)
+			copy(buf[8:], r[8*i:8*i+8])
+			b.Encrypt(buf, buf)
+			t := uint64(n*j + i + 1)
+			copy(a, buf[:8])
+			for k := 0; k < 8; k++ {
+				a[7-k] ^= byte(t >> (8 * k))
+			}
+			copy(r[8*i:], buf[8:])
+		}
+	}
+	return append(a, r...)
+}
+
+func curveOf(pub *ecdsa.PublicKey) (ecdh.Curve, byte, string) {
+	switch pub.Curve {
+	case elliptic.P256():
+		return ecdh.P256(), typeP256, "tokenseal/v1 ECDH-P256"
+	case elliptic.P384():
+		return ecdh.P384(), typeP384, "tokenseal/v1 ECDH-P384"
+	}
+	log.Fatal("unsupported curve")
+	return nil, 0, ""
+}
+
+// ecBody wraps msg for pub with an ephemeral key drawn from rnd and
+// returns E and W.
+func ecBody(rnd io.Reader, pub *ecdsa.PublicKey, msg []byte) (e, w []byte) {
+	curve, typ, label := curveOf(pub)
+	size := 32
+	if typ == typeP384 {
+		size = 48
+	}
+	var eph *ecdh.PrivateKey
+	for eph == nil {
+		s := make([]byte, size)
+		if _, err := io.ReadFull(rnd, s); err != nil {
+			log.Fatal(err)
+		}
+		eph, _ = curve.NewPrivateKey(s) // retried when >= the order
+	}
+	rpub, err := pub.ECDH()
+	if err != nil {
+		log.Fatal(err)
+	}
+	z, err := eph.ECDH(rpub)
+	if err != nil {
+		log.Fatal(err)
+	}
+	e = eph.PublicKey().Bytes()
+	info := append(append([]byte(label), e...), rpub.Bytes()...)
+	return e, kwpWrap(x963(z, info), msg)
+}
+
+func ecStanza(rnd io.Reader, pub *ecdsa.PublicKey, fk []byte) []byte {
+	_, typ, _ := curveOf(pub)
+	e, w := ecBody(rnd, pub, fk)
+	return stanza(typ, keyID(pub), append(e, w...))
+}
+
+func rsaBody(rnd io.Reader, pub *rsa.PublicKey, id byte, h hash.Hash, label, msg []byte) []byte {
+	c, err := rsa.EncryptOAEP(h, rnd, pub, msg, label)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return append([]byte{id}, c...)
+}
+
+func rsaStanza(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
+	return stanza(typeRSA, keyID(pub), rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk))
+}
+
+// stanzaFor is the well-formed stanza of fk for a recipient.
+func stanzaFor(rnd io.Reader, pub crypto.PublicKey, fk []byte) []byte {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return rsaStanza(rnd, k, fk)
+	case *ecdsa.PublicKey:
+		return ecStanza(rnd, k, fk)
+	}
+	log.Fatalf("unsupported key %T", pub)
+	return nil
+}
+
+func senderValue(id []byte, alg byte, sigLen int) []byte {
+	v := append(append([]byte(nil), id...), alg)
+	v = u16(v, sigLen)
+	v = binary.BigEndian.AppendUint64(v, 0x1122334455667788) // stream
+	v = binary.BigEndian.AppendUint64(v, 42)                 // serial
+	return binary.BigEndian.AppendUint64(v, 1767225600000)   // 2026-01-01T00:00:00Z
+}
+
+// senderExt is the sender extension of a signing key.
+func senderExt(signer crypto.Signer) []byte {
+	switch k := signer.Public().(type) {
+	case *ecdsa.PublicKey:
+		return ext(extSender, senderValue(keyID(k), sigECDSA, 64))
+	case *rsa.PublicKey:
+		return ext(extSender, senderValue(keyID(k), sigPSS, k.Size()))
+	}
+	log.Fatal("unsupported signer")
+	return nil
+}
+
+// env is an envelope under construction.
+type env struct {
+	fk, salt  []byte
+	magic     string
+	version   byte
+	chunkLog2 byte
+	stanzas   [][]byte
+	exts      [][]byte
+	bodyTail  []byte // raw bytes after the extensions, inside the body
+	macFK     []byte // the MAC is keyed from this file key instead
+}
+
+func newEnv(rnd io.Reader) *env {
+	e := &env{fk: make([]byte, fileKey), salt: make([]byte, 32), magic: "tokenseal", version: 1, chunkLog2: 16}
+	io.ReadFull(rnd, e.fk)
+	io.ReadFull(rnd, e.salt)
+	return e
+}
+
+func (e *env) header() []byte {
+	body := append([]byte{e.chunkLog2}, e.salt...)
+	var st, ex []byte
+	for _, s := range e.stanzas {
+		st = append(st, s...)
+	}
+	for _, x := range e.exts {
+		ex = append(ex, x...)
+	}
+	body = append(u24(body, len(st)), st...)
+	body = append(u16(body, len(ex)), ex...)
+	body = append(body, e.bodyTail...)
+	h := append([]byte(e.magic), e.version)
+	h = append(u24(h, len(body)), body...)
+	mk := e.fk
+	if e.macFK != nil {
+		mk = e.macFK
+	}
+	kh, _ := deriveKeys(mk, e.salt)
+	m := hmac.New(sha256.New, kh)
+	m.Write(h)
+	return m.Sum(h)
+}
+
+func (e *env) payloadKey() []byte {
+	_, kp := deriveKeys(e.fk, e.salt)
+	return kp
+}
+
+func (e *env) seal(pt []byte) []byte {
+	return append(e.header(), payload(e.payloadKey(), pt)...)
+}
+
+func signedDigest(header, payload []byte) []byte {
+	hh := sha256.Sum256(header)
+	ph := sha256.Sum256(payload)
+	m := append([]byte("tokenseal/v1 signature\x00"), hh[:]...)
+	d := sha256.Sum256(append(m, ph[:]...))
+	return d[:]
+}
+
+// Signature variants.
+const (
+	sigGood = iota
+	sigHighS
+	sigPSSSalt1
+	sigPKCS1
+)
+
+func sign(rnd io.Reader, signer crypto.Signer, header, payload []byte, variant int) []byte {
+	d := signedDigest(header, payload)
+	switch k := signer.(type) {
+	case *ecdsa.PrivateKey:
+		der, err := k.Sign(nil, d, crypto.SHA256) // RFC 6979
+		if err != nil {
+			log.Fatal(err)
+		}
+		var sig struct{ R, S *big.Int }
+		if _, err := asn1.Unmarshal(der, &sig); err != nil {
+			log.Fatal(err)
+		}
+		n := k.Curve.Params().N
+		half := new(big.Int).Rsh(n, 1)
+		if sig.S.Cmp(half) > 0 {
+			sig.S.Sub(n, sig.S)
+		}
+		if variant == sigHighS {
+			sig.S.Sub(n, sig.S)
+		}
+		out := make([]byte, 64)
+		sig.R.FillBytes(out[:32])
+		sig.S.FillBytes(out[32:])
+		return out
+	case *rsa.PrivateKey:
+		var sig []byte
+		var err error
+		switch variant {
+		case sigPSSSalt1:
+			sig, err = rsa.SignPSS(rnd, k, crypto.SHA256, d, &rsa.PSSOptions{SaltLength: 1})
+		case sigPKCS1:
+			sig, err = rsa.SignPKCS1v15(nil, k, crypto.SHA256, d)
+		default:
+			sig, err = rsa.SignPSS(rnd, k, crypto.SHA256, d, &rsa.PSSOptions{SaltLength: 32})
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		return sig
+	}
+	log.Fatal("unsupported signer")
+	return nil
+}
+
+func armor(bin []byte) []byte {
+	enc := base64.StdEncoding.EncodeToString(bin)
+	var b strings.Builder
+	b.WriteString(armorBegin + "\n")
+	for len(enc) > 0 {
+		n := min(64, len(enc))
+		b.WriteString(enc[:n] + "\n")
+		enc = enc[n:]
+	}
+	b.WriteString(armorEnd + "\n")
+	return []byte(b.String())
+}
+
+// ---------------------------------------------------------------------
+// Vectors.
+
+type vector struct {
+	name     string
+	expect   string
+	comment  string
+	ids      []string // keys the reader holds
+	senders  []string // sender keys it trusts
+	plain    []byte   // for success
+	data     []byte
+	stanzas  [][]byte // for the FuzzStanza corpus
+	header   []byte   // for the FuzzHeader corpus
+	fuzzOpen bool     // opened by FuzzOpen's keys: copy into its corpus
+}
+
+type gen struct {
+	ks      keys
+	vectors []*vector
+}
+
+// rng returns the deterministic random stream of a vector.
+func rng(name string) io.Reader {
+	seed := sha256.Sum256([]byte("tokenseal test vector " + name))
+	return mrand.NewChaCha8(seed)
+}
+
+func plain(name string, n int) []byte {
+	b := make([]byte, n)
+	io.ReadFull(rng("plaintext "+name), b)
+	return b
+}
+
+func (g *gen) pub(name string) crypto.PublicKey { return g.ks.get(name).Public() }
+func (g *gen) ec(name string) *ecdsa.PublicKey  { return g.pub(name).(*ecdsa.PublicKey) }
+func (g *gen) rsa(name string) *rsa.PublicKey   { return g.pub(name).(*rsa.PublicKey) }
+
+func (g *gen) add(v *vector) {
+	for _, o := range g.vectors {
+		if o.name == v.name {
+			log.Fatalf("vector %s twice", v.name)
+		}
+	}
+	if v.comment == "" || v.expect == "" || len(v.ids) == 0 {
+		log.Fatalf("vector %s: comment, expect and ids are required", v.name)
+	}
+	subset := func(have []string, allowed ...string) bool {
+	outer:
+		for _, h := range have {
+			for _, a := range allowed {
+				if h == a {
+					continue outer
+				}
+			}
+			return false
+		}
+		return true
+	}
+	v.fuzzOpen = len(v.data) <= fuzzMax && subset(v.ids, "p256-a", "rsa2048-a") &&
+		subset(v.senders, "p256-sign", "rsa2048-sign")
+	g.vectors = append(g.vectors, v)
+}
+
+// simple builds a one-recipient anonymous envelope to key and lets mut
+// change it before sealing.
+func (g *gen) simple(name, key string, pt []byte, mut func(rnd io.Reader, e *env)) (*env, []byte) {
+	rnd := rng(name)
+	e := newEnv(rnd)
+	e.stanzas = [][]byte{stanzaFor(rnd, g.pub(key), e.fk)}
+	if mut != nil {
+		mut(rnd, e)
+	}
+	return e, e.seal(pt)
+}
+
+// ok adds a valid vector.
+func (g *gen) ok(name, comment string, ids, senders []string, pt, data []byte, e *env) {
+	v := &vector{name: name, expect: expSuccess, comment: comment, ids: ids, senders: senders, plain: pt, data: data}
+	if e != nil {
+		v.stanzas, v.header = e.stanzas, e.header()
+	}
+	g.add(v)
+}
+
+func (g *gen) bad(name, expect, comment string, ids, senders []string, data []byte, e *env) {
+	v := &vector{name: name, expect: expect, comment: comment, ids: ids, senders: senders, data: data}
+	if e != nil {
+		v.stanzas, v.header = e.stanzas, e.header()
+	}
+	g.add(v)
+}
+
+func ids(names ...string) []string { return names }
+
+func (g *gen) all() {
+	short := []byte("The quick brown fox jumps over the lazy dog.\n")
+
+	// Valid: each stanza type, OAEP digests, armor, sizes.
+	for _, c := range []struct{ name, key, comment string }{
+		{"ecdh-p256", "p256-a", "ECDH P-256 stanza (type 2)"},
+		{"ecdh-p384", "p384-a", "ECDH P-384 stanza (type 3)"},
+		{"rsa-oaep-sha256", "rsa2048-a", "RSA-OAEP stanza (type 1), oaep_hash 2 (SHA-256)"},
+	} {
+		e, data := g.simple(c.name, c.key, short, nil)
+		g.ok(c.name, c.comment, ids(c.key), nil, short, data, e)
+	}
+	{
+		name := "rsa-oaep-sha1"
+		rnd := rng(name)
+		e := newEnv(rnd)
+		e.stanzas = [][]byte{stanza(typeRSA, keyID(g.rsa("rsa2048-a")), rsaBody(rnd, g.rsa("rsa2048-a"), oaepSHA1, sha1.New(), nil, e.fk))}
+		g.ok(name, "RSA-OAEP stanza with oaep_hash 1 (SHA-1, as SoftHSM2 needs)", ids("rsa2048-a"), nil, short, e.seal(short), e)
+	}
+	for _, c := range []struct {
+		name    string
+		n       int
+		comment string
+	}{
+		{"empty-payload", 0, "empty plaintext: exactly one, empty, final chunk"},
+		{"one-byte", 1, "one byte of plaintext"},
+		{"full-last-chunk", chunkSize, "65536 bytes: one full chunk that is the final chunk"},
+		{"two-chunks", chunkSize + 1, "65537 bytes: a full chunk and a final chunk of one byte"},
+	} {
+		pt := plain(c.name, c.n)
+		e, data := g.simple(c.name, "p256-a", pt, nil)
+		g.ok(c.name, c.comment, ids("p256-a"), nil, pt, data, e)
+	}
+	{
+		e, data := g.simple("armor", "p256-a", short, nil)
+		g.ok("armor", "ASCII armor, 64-character lines, final short line", ids("p256-a"), nil, short, armor(data), e)
+		e, data = g.simple("armor-rsa", "rsa2048-a", short, nil)
+		g.ok("armor-rsa", "ASCII armor of an RSA-OAEP envelope", ids("rsa2048-a"), nil, short, armor(data), e)
+		// A binary length that is a multiple of 48: the last line is full.
+		hl := len(e.header())
+		n := (48 - (hl+tagSize)%48) % 48
+		pt := plain("armor-last-line-64", n)
+		e, data = g.simple("armor-last-line-64", "rsa2048-a", pt, nil)
+		if len(data)%48 != 0 {
+			log.Fatal("armor-last-line-64: wrong length")
+		}
+		g.ok("armor-last-line-64", "armor whose last line has exactly 64 characters", ids("rsa2048-a"), nil, pt, armor(data), e)
+	}
+	{
+		name := "multi-recipient"
+		rnd := rng(name)
+		e := newEnv(rnd)
+		e.stanzas = [][]byte{
+			stanzaFor(rnd, g.pub("rsa2048-b"), e.fk),
+			stanzaFor(rnd, g.pub("p256-b"), e.fk),
+			stanzaFor(rnd, g.pub("p384-a"), e.fk),
+		}
+		g.ok(name, "three recipients; the reader holds only the third (P-384)", ids("p384-a"), nil, short, e.seal(short), e)
+	}
+	{
+		e, data := g.simple("unknown-stanza-type", "p256-a", short, func(rnd io.Reader, e *env) {
+			e.stanzas = append([][]byte{stanza(0x7f, bytes.Repeat([]byte{0x55}, 32), []byte("for someone else"))}, e.stanzas...)
+		})
+		g.ok("unknown-stanza-type", "a stanza of unknown type 0x7f comes first and is skipped", ids("p256-a"), nil, short, data, e)
+		e, data = g.simple("malformed-stanza-other-key", "p256-a", short, func(rnd io.Reader, e *env) {
+			e.stanzas = append([][]byte{stanza(typeP256, keyID(g.pub("p256-b")), []byte{1, 2, 3})}, e.stanzas...)
+		})
+		g.ok("malformed-stanza-other-key", "a malformed P-256 stanza for a key the reader does not hold is not looked at", ids("p256-a"), nil, short, data, e)
+		e, data = g.simple("noncritical-extension", "p256-a", short, func(rnd io.Reader, e *env) {
+			e.exts = [][]byte{ext(0x0001, []byte("ignored")), ext(0x7fff, nil)}
+		})
+		g.ok("noncritical-extension", "unknown non-critical extensions 0x0001 and 0x7fff are ignored", ids("p256-a"), nil, short, data, e)
+	}
+
+	// Signed.
+	signed := func(name, recip, signer string, pt []byte, variant int, mut func(e *env)) (*env, []byte, []byte, []byte) {
+		rnd := rng(name)
+		e := newEnv(rnd)
+		e.stanzas = [][]byte{stanzaFor(rnd, g.pub(recip), e.fk)}
+		e.exts = [][]byte{senderExt(g.ks.get(signer))}
+		if mut != nil {
+			mut(e)
+		}
+		h := e.header()
+		p := payload(e.payloadKey(), pt)
+		return e, h, p, sign(rnd, g.ks.get(signer), h, p, variant)
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	{
+		e, h, p, s := signed("signed-ecdsa", "p256-a", "p256-sign", short, sigGood, nil)
+		g.ok("signed-ecdsa", "signed with ECDSA P-256, low-S r||s trailer", ids("p256-a"), ids("p256-sign"), short, cat(h, p, s), e)
+		g.bad("signed-ecdsa-high-s", expSignature, "the same signature with s replaced by n-s: valid ECDSA but not the canonical low-S form",
+			ids("p256-a"), ids("p256-sign"), cat(h, p, sign(rng("x"), g.ks.get("p256-sign"), h, p, sigHighS)), e)
+		g.ok("signed-ecdsa-armor", "signed envelope in ASCII armor", ids("p256-a"), ids("p256-sign"), short, armor(cat(h, p, s)), e)
+		flipped := bytes.Clone(s)
+		flipped[10] ^= 1
+		g.bad("signed-ecdsa-flipped", expSignature, "one bit of r flipped", ids("p256-a"), ids("p256-sign"), cat(h, p, flipped), e)
+		g.bad("signed-trailer-truncated", expPayload, "the last byte of the signature is missing, so the payload ends one byte early",
+			ids("p256-a"), ids("p256-sign"), cat(h, p, s[:63]), e)
+		g.bad("signed-trailer-missing", expPayload, "no signature trailer at all", ids("p256-a"), ids("p256-sign"), cat(h, p), e)
+		g.bad("signed-trailing-data", expPayload, "a byte after the signature", ids("p256-a"), ids("p256-sign"), cat(h, p, s, []byte{0}), e)
+		g.bad("signed-untrusted", expUntrusted, "signed by a key the reader does not trust", ids("p256-a"), ids("rsa2048-sign"), cat(h, p, s), e)
+		g.bad("signed-no-trusted-senders", expUntrusted, "signed, and the reader trusts no sender", ids("p256-a"), nil, cat(h, p, s), e)
+	}
+	{
+		e, h, p, s := signed("signed-rsa-pss", "rsa2048-a", "rsa2048-sign", short, sigGood, nil)
+		g.ok("signed-rsa-pss", "signed with RSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt)", ids("rsa2048-a"), ids("rsa2048-sign"), short, cat(h, p, s), e)
+		g.bad("signed-rsa-pss-salt-1", expSignature, "RSA-PSS with a 1-byte salt instead of 32",
+			ids("rsa2048-a"), ids("rsa2048-sign"), cat(h, p, sign(rng("signed-rsa-pss-salt-1"), g.ks.get("rsa2048-sign"), h, p, sigPSSSalt1)), e)
+		g.bad("signed-rsa-pkcs1v15", expSignature, "an RSA PKCS#1 v1.5 signature where RSA-PSS is required",
+			ids("rsa2048-a"), ids("rsa2048-sign"), cat(h, p, sign(nil, g.ks.get("rsa2048-sign"), h, p, sigPKCS1)), e)
+	}
+	{
+		pt := plain("signed-full-last-chunk", chunkSize)
+		e, h, p, s := signed("signed-full-last-chunk", "p256-a", "p256-sign", pt, sigGood, nil)
+		g.ok("signed-full-last-chunk", "signed, 65536 bytes: the trailer follows a full final chunk", ids("p256-a"), ids("p256-sign"), pt, cat(h, p, s), e)
+	}
+	{
+		// The sender extension names one key, another signed.
+		e, h, p, _ := signed("signed-by-other-key", "p256-a", "p256-sign", short, sigGood, nil)
+		s := sign(nil, g.ks.get("p256-b"), h, p, sigGood)
+		g.bad("signed-by-other-key", expSignature, "the sender extension names p256-sign but p256-b signed",
+			ids("p256-a"), ids("p256-sign", "p256-b"), cat(h, p, s), e)
+	}
+	for _, c := range []struct {
+		name, comment string
+		value         []byte
+	}{
+		{"sender-unknown-alg", "sig_alg 3 is not defined", senderValue(keyID(g.pub("p256-sign")), 3, 64)},
+		{"sender-ecdsa-siglen-65", "ECDSA with sig_len 65", senderValue(keyID(g.pub("p256-sign")), sigECDSA, 65)},
+		{"sender-pss-siglen-255", "RSA-PSS with sig_len 255", senderValue(keyID(g.pub("rsa2048-sign")), sigPSS, 255)},
+		{"sender-length-58", "a sender extension of 58 bytes", senderValue(keyID(g.pub("p256-sign")), sigECDSA, 64)[:58]},
+		{"sender-length-60", "a sender extension of 60 bytes", append(senderValue(keyID(g.pub("p256-sign")), sigECDSA, 64), 0)},
+	} {
+		e, h, p, s := signed(c.name, "p256-a", "p256-sign", short, sigGood, func(e *env) { e.exts = [][]byte{ext(extSender, c.value)} })
+		g.bad(c.name, expHeader, c.comment, ids("p256-a"), ids("p256-sign", "rsa2048-sign"), cat(h, p, s), e)
+	}
+
+	// Header framing (every one with a correct MAC).
+	hdrBad := func(name, comment string, mut func(rnd io.Reader, e *env)) {
+		e, data := g.simple(name, "p256-a", short, mut)
+		g.bad(name, expHeader, comment, ids("p256-a"), nil, data, e)
+	}
+	hdrBad("bad-magic", "magic \"tokenseaL\"", func(_ io.Reader, e *env) { e.magic = "tokenseaL" })
+	hdrBad("version-0", "version 0", func(_ io.Reader, e *env) { e.version = 0 })
+	hdrBad("version-2", "version 2", func(_ io.Reader, e *env) { e.version = 2 })
+	hdrBad("chunk-log2-17", "chunk_log2 17", func(_ io.Reader, e *env) { e.chunkLog2 = 17 })
+	hdrBad("zero-stanzas", "no stanzas", func(_ io.Reader, e *env) { e.stanzas = nil })
+	hdrBad("duplicate-stanza", "the same stanza twice", func(_ io.Reader, e *env) { e.stanzas = append(e.stanzas, e.stanzas[0]) })
+	hdrBad("duplicate-stanza-rewrapped", "two stanzas of one type for one key, each valid", func(rnd io.Reader, e *env) {
+		e.stanzas = append(e.stanzas, stanzaFor(rnd, g.pub("p256-a"), e.fk))
+	})
+	hdrBad("duplicate-unknown-stanza", "two stanzas of an unknown type for one key id", func(_ io.Reader, e *env) {
+		s := stanza(0x7f, bytes.Repeat([]byte{0x55}, 32), []byte("x"))
+		e.stanzas = append(e.stanzas, s, s)
+	})
+	hdrBad("unknown-critical-extension", "extension 0x8002 is critical and unknown", func(_ io.Reader, e *env) {
+		e.exts = [][]byte{ext(0x8002, nil)}
+	})
+	hdrBad("extensions-out-of-order", "extensions 0x0002 then 0x0001", func(_ io.Reader, e *env) {
+		e.exts = [][]byte{ext(2, nil), ext(1, nil)}
+	})
+	hdrBad("extension-repeated", "extension 0x0001 twice", func(_ io.Reader, e *env) {
+		e.exts = [][]byte{ext(1, nil), ext(1, nil)}
+	})
+	hdrBad("body-trailing-byte", "a byte left over in the header body", func(_ io.Reader, e *env) { e.bodyTail = []byte{0} })
+	hdrBad("stanza-runs-past", "the last stanza's length runs past the stanza list", func(_ io.Reader, e *env) {
+		s := e.stanzas[0]
+		s = append(s[:33:33], u16(nil, len(s)-35+1)...)
+		e.stanzas[0] = append(s, e.stanzas[0][35:]...)
+	})
+	{
+		_, data := g.simple("header-truncated", "p256-a", short, nil)
+		g.bad("header-truncated", expHeader, "the envelope ends inside the header", ids("p256-a"), nil, data[:100], nil)
+		huge := append([]byte("tokenseal\x01\xff\xff\xff"), make([]byte, 64)...)
+		g.bad("body-length-16MiB", expHeader, "a header body length of 16 MiB - 1, above the 4 MiB limit", ids("p256-a"), nil, huge, nil)
+		over := append([]byte("tokenseal\x01\x40\x00\x01"), make([]byte, 64)...)
+		g.bad("body-length-4MiB-plus-1", expHeader, "a header body length of 4 MiB + 1", ids("p256-a"), nil, over, nil)
+		g.bad("empty-file", expHeader, "zero bytes", ids("p256-a"), nil, []byte{}, nil)
+	}
+
+	// The MAC.
+	{
+		e, data := g.simple("mac-flipped", "p256-a", short, nil)
+		hl := len(e.header())
+		data[hl-1] ^= 0x80
+		g.bad("mac-flipped", expMAC, "the last bit of the header MAC flipped", ids("p256-a"), nil, data, e)
+		e, data = g.simple("mac-other-file-key", "p256-a", short, func(rnd io.Reader, e *env) {
+			e.macFK = make([]byte, 32)
+			io.ReadFull(rnd, e.macFK)
+		})
+		g.bad("mac-other-file-key", expMAC, "the MAC is keyed from another file key", ids("p256-a"), nil, data, e)
+		e, data = g.simple("salt-changed", "p256-a", short, nil)
+		data[14] ^= 1
+		g.bad("salt-changed", expMAC, "a salt bit flipped after the MAC was made", ids("p256-a"), nil, data, e)
+	}
+
+	// The payload.
+	{
+		e, data := g.simple("chunk-flipped", "p256-a", short, nil)
+		data[len(e.header())+3] ^= 1
+		g.bad("chunk-flipped", expPayload, "a ciphertext bit flipped", ids("p256-a"), nil, data, e)
+		e, data = g.simple("tag-flipped", "p256-a", short, nil)
+		data[len(data)-1] ^= 1
+		g.bad("tag-flipped", expPayload, "a tag bit flipped", ids("p256-a"), nil, data, e)
+
+		e, _ = g.simple("last-flag-unset", "p256-a", short, nil)
+		data = append(e.header(), gcmSeal(e.payloadKey(), 0, false, short)...)
+		g.bad("last-flag-unset", expPayload, "the only chunk sealed without the last-chunk flag", ids("p256-a"), nil, data, e)
+
+		pt := plain("first-flag-set", chunkSize+1)
+		e, _ = g.simple("first-flag-set", "p256-a", pt, nil)
+		kp := e.payloadKey()
+		data = cat(e.header(), gcmSeal(kp, 0, true, pt[:chunkSize]), gcmSeal(kp, 1, true, pt[chunkSize:]))
+		g.bad("first-flag-set", expPayload, "two chunks, the first sealed with the last-chunk flag", ids("p256-a"), nil, data, e)
+
+		pt = plain("missing-last-chunk", chunkSize+1)
+		e, data = g.simple("missing-last-chunk", "p256-a", pt, nil)
+		data = data[:len(e.header())+chunkSize+tagSize]
+		g.bad("missing-last-chunk", expPayload, "the final chunk of a two-chunk envelope removed", ids("p256-a"), nil, data, e)
+
+		pt = plain("empty-last-chunk", chunkSize)
+		e, _ = g.simple("empty-last-chunk", "p256-a", pt, nil)
+		kp = e.payloadKey()
+		data = cat(e.header(), gcmSeal(kp, 0, false, pt), gcmSeal(kp, 1, true, nil))
+		g.bad("empty-last-chunk", expPayload, "a full chunk followed by an empty final chunk (only chunk 0 may be empty)", ids("p256-a"), nil, data, e)
+
+		e, data = g.simple("trailing-data", "p256-a", short, nil)
+		g.bad("trailing-data", expPayload, "one byte after the final chunk", ids("p256-a"), nil, append(data, 0), e)
+		e, data = g.simple("final-chunk-short", "p256-a", short, nil)
+		g.bad("final-chunk-short", expPayload, "the final chunk is 10 bytes, shorter than a tag", ids("p256-a"), nil, data[:len(e.header())+10], e)
+		e, data = g.simple("no-payload", "p256-a", short, nil)
+		g.bad("no-payload", expPayload, "the header and nothing after it", ids("p256-a"), nil, data[:len(e.header())], e)
+		e, data = g.simple("wrong-payload-key", "p256-a", short, nil)
+		other := make([]byte, 32)
+		data = append(e.header(), payload(other, short)...)
+		g.bad("wrong-payload-key", expPayload, "payload sealed under another key", ids("p256-a"), nil, data, e)
+	}
+
+	// Armor.
+	{
+		// A binary length that is not a multiple of 3: the last line is padded.
+		n := 100
+		_, bin := g.simple("armor-base", "p256-a", plain("armor-base", n), nil)
+		for len(bin)%3 == 0 {
+			n++
+			_, bin = g.simple("armor-base", "p256-a", plain("armor-base", n), nil)
+		}
+		a := string(armor(bin))
+		lines := strings.Split(strings.TrimSuffix(a, "\n"), "\n")
+		last := lines[len(lines)-2]
+		if !strings.HasSuffix(last, "=") {
+			log.Fatal("armor-base: want a padded last line")
+		}
+		arm := func(name, comment, s string) {
+			if s == a {
+				log.Fatalf("%s: unchanged", name)
+			}
+			g.bad(name, expArmor, comment, ids("p256-a"), nil, []byte(s), nil)
+		}
+		g.ok("armor-base", "the armored envelope the armor-* vectors change", ids("p256-a"), nil, plain("armor-base", n), []byte(a), nil)
+		arm("armor-crlf", "CRLF line endings", strings.ReplaceAll(a, "\n", "\r\n"))
+		arm("armor-no-final-newline", "no newline after the end line", strings.TrimSuffix(a, "\n"))
+		arm("armor-data-after-end", "a newline after the end line", a+"\n")
+		arm("armor-missing-end", "no end line", strings.TrimSuffix(a, armorEnd+"\n"))
+		arm("armor-space", "a space inside a line", strings.Replace(a, lines[2][:10], lines[2][:9]+" ", 1))
+		// Non-zero padding bits: the last character before "=" changed
+		// so that it decodes to the same bytes but is not canonical.
+		pad := []byte(last)
+		i := strings.IndexByte(last, '=') - 1
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+		pad[i] = alphabet[strings.IndexByte(alphabet, pad[i])|1]
+		arm("armor-nonzero-padding-bits", "padding bits not zero (non-canonical base64)", strings.Replace(a, last, string(pad), 1))
+		// Re-wrap the body at 76 and at 60 characters.
+		body := strings.Join(lines[1:len(lines)-1], "")
+		wrap := func(n int) string {
+			var b strings.Builder
+			b.WriteString(armorBegin + "\n")
+			for s := body; len(s) > 0; {
+				k := min(n, len(s))
+				b.WriteString(s[:k] + "\n")
+				s = s[k:]
+			}
+			return b.String() + armorEnd + "\n"
+		}
+		arm("armor-76-columns", "lines of 76 characters", wrap(76))
+		arm("armor-60-columns", "lines of 60 characters", wrap(60))
+		arm("armor-short-line-in-middle", "a short line before the last", strings.Replace(a, lines[1], lines[1][:32]+"\n"+lines[1][32:], 1))
+		arm("armor-blank-line", "an empty line inside the body", strings.Replace(a, lines[1]+"\n", lines[1]+"\n\n", 1))
+		arm("armor-unpadded", "the final line without its = padding", strings.Replace(a, last, strings.TrimRight(last, "="), 1))
+		arm("armor-truncated", "the armor ends in the middle of the body", strings.Join(lines[:3], "\n")+"\n")
+	}
+
+	// The wrapping layer (Wycheproof-style): every one is a correctly
+	// MACed envelope whose only defect is in the stanza of the key the
+	// reader holds.
+	g.wrapping(short)
+
+	// Stanza selection.
+	{
+		name := "first-matching-stanza-broken"
+		rnd := rng(name)
+		e := newEnv(rnd)
+		broken := stanzaFor(rnd, g.pub("p256-a"), e.fk)
+		broken[len(broken)-1] ^= 1
+		e.stanzas = [][]byte{broken, stanzaFor(rnd, g.pub("rsa2048-a"), e.fk)}
+		g.bad(name, expUnwrap, "the first stanza the reader can use does not unwrap; it decides, the good RSA stanza after it is not tried",
+			ids("p256-a", "rsa2048-a"), nil, e.seal(short), e)
+		e, data := g.simple("not-addressed", "p256-b", short, nil)
+		g.bad("not-addressed", expNoMatch, "addressed to p256-b only", ids("p256-a", "rsa2048-a"), nil, data, e)
+		e, data = g.simple("wrong-type-for-key-id", "p256-a", short, func(_ io.Reader, e *env) { e.stanzas[0][0] = typeP384 })
+		g.bad("wrong-type-for-key-id", expNoMatch, "the P-256 key's key id under stanza type 3 (P-384)", ids("p256-a"), nil, data, e)
+	}
+}
+
+// wrapping adds the Wycheproof-style vectors of the key-wrapping layer.
+func (g *gen) wrapping(pt []byte) {
+	// RSA-OAEP.
+	rsaCase := func(name, comment string, body func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte) {
+		rnd := rng(name)
+		e := newEnv(rnd)
+		pub := g.rsa("rsa2048-a")
+		e.stanzas = [][]byte{stanza(typeRSA, keyID(pub), body(rnd, pub, e.fk))}
+		g.bad(name, expUnwrap, comment, ids("rsa2048-a"), nil, e.seal(pt), e)
+	}
+	rsaCase("wrap-rsa-hash-byte-0", "oaep_hash 0 is not defined", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
+		b := rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk)
+		b[0] = 0
+		return b
+	})
+	rsaCase("wrap-rsa-hash-byte-3", "oaep_hash 3 is not defined", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
+		b := rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk)
+		b[0] = 3
+		return b
+	})
+	rsaCase("wrap-rsa-sha1-byte-sha256-ciphertext", "oaep_hash says SHA-1, C was made with SHA-256", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
+		return append([]byte{oaepSHA1}, rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk)[1:]...)
+	})
+	rsaCase("wrap-rsa-sha256-byte-sha1-ciphertext", "oaep_hash says SHA-256, C was made with SHA-1", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
+		return append([]byte{oaepSHA256}, rsaBody(rnd, pub, oaepSHA1, sha1.New(), nil, fk)[1:]...)
+	})
+	rsaCase("wrap-rsa-sha384-ciphertext", "C made with OAEP SHA-384 (another hash), oaep_hash 2", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
+		return append([]byte{oaepSHA256}, rsaBody(rnd, pub, 0, sha512.New384(), nil, fk)[1:]...)
+	})
+	rsaCase("wrap-rsa-label", "C made with the label \"tokenseal\" (the label must be empty)", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
+		return rsaBody(rnd, pub, oaepSHA256, sha256.New(), []byte("tokenseal"), fk)
+	})
+	rsaCase("wrap-rsa-file-key-31", "OAEP of a 31-byte key", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
+		return rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk[:31])
+	})
+	rsaCase("wrap-rsa-file-key-33", "OAEP of a 33-byte key", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
+		return rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, append(bytes.Clone(fk), 0))
+	})
+	rsaCase("wrap-rsa-ciphertext-short", "C one byte shorter than the modulus", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
+		b := rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk)
+		return b[:len(b)-1]
+	})
+	rsaCase("wrap-rsa-ciphertext-long", "C with a leading zero byte, one longer than the modulus", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
+		b := rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk)
+		return append([]byte{b[0], 0}, b[1:]...)
+	})
+	rsaCase("wrap-rsa-ciphertext-ge-modulus", "C equal to the modulus", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
+		return append([]byte{oaepSHA256}, pub.N.FillBytes(make([]byte, pub.Size()))...)
+	})
+	rsaCase("wrap-rsa-pkcs1v15", "C made with PKCS#1 v1.5 encryption", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
+		c, err := rsa.EncryptPKCS1v15(rnd, pub, fk)
+		if err != nil {
+			log.Fatal(err)
+		}
+		return append([]byte{oaepSHA256}, c...)
+	})
+	rsaCase("wrap-rsa-empty-body", "an empty stanza body", func(io.Reader, *rsa.PublicKey, []byte) []byte { return nil })
+
+	// ECDH, on both curves.
+	for _, c := range []struct{ key, curve string }{{"p256-a", "p256"}, {"p384-a", "p384"}} {
+		pub := g.ec(c.key)
+		_, typ, _ := curveOf(pub)
+		size := (pub.Curve.Params().BitSize + 7) / 8
+		ecCase := func(what, comment string, body func(rnd io.Reader, fk []byte) []byte) {
+			name := "wrap-" + c.curve + "-" + what
+			rnd := rng(name)
+			e := newEnv(rnd)
+			e.stanzas = [][]byte{stanza(typ, keyID(pub), body(rnd, e.fk))}
+			g.bad(name, expUnwrap, comment, ids(c.key), nil, e.seal(pt), e)
+		}
+		// replaceE keeps W from an honest wrap and puts a bad E in its place.
+		replaceE := func(bad func(e []byte) []byte) func(io.Reader, []byte) []byte {
+			return func(rnd io.Reader, fk []byte) []byte {
+				e, w := ecBody(rnd, pub, fk)
+				return append(bad(bytes.Clone(e)), w...)
+			}
+		}
+		p := pub.Curve.Params().P
+		ecCase("infinity", "E is the point at infinity (0x00), padded to the point length", replaceE(func(e []byte) []byte {
+			return make([]byte, len(e))
+		}))
+		ecCase("infinity-short", "E is the one-byte point at infinity 0x00", func(rnd io.Reader, fk []byte) []byte {
+			_, w := ecBody(rnd, pub, fk)
+			return append([]byte{0}, w...)
+		})
+		ecCase("compressed", "E is a compressed point (0x02/0x03 || X)", func(rnd io.Reader, fk []byte) []byte {
+			e, w := ecBody(rnd, pub, fk)
+			x, y := e[1:1+size], e[1+size:]
+			return append(append([]byte{2 | y[size-1]&1}, x...), w...)
+		})
+		ecCase("compressed-padded", "E is a compressed point padded with zeros to the uncompressed length", replaceE(func(e []byte) []byte {
+			y := e[1+size:]
+			out := make([]byte, len(e))
+			out[0] = 2 | y[size-1]&1
+			copy(out[1:], e[1:1+size])
+			return out
+		}))
+		ecCase("hybrid", "E uses the hybrid encoding 0x06/0x07", replaceE(func(e []byte) []byte {
+			e[0] = 6 | e[len(e)-1]&1
+			return e
+		}))
+		ecCase("not-on-curve", "E's y-coordinate plus one: not on the curve", replaceE(func(e []byte) []byte {
+			y := new(big.Int).SetBytes(e[1+size:])
+			y.Add(y, big.NewInt(1)).Mod(y, p)
+			y.FillBytes(e[1+size:])
+			return e
+		}))
+		ecCase("zero-point", "E is (0, 0)", replaceE(func(e []byte) []byte {
+			clear(e[1:])
+			return e
+		}))
+		// Coordinates >= p that reduce to a point on the curve.
+		x, y := smallXPoint(pub.Curve)
+		xp := new(big.Int).Add(x, p)
+		ecCase("x-ge-p", "E's x-coordinate is x+p for a point (x, y) on the curve", replaceE(func(e []byte) []byte {
+			xp.FillBytes(e[1 : 1+size])
+			y.FillBytes(e[1+size:])
+			return e
+		}))
+		limit := new(big.Int).Lsh(big.NewInt(1), uint(8*size))
+		yy := new(big.Int).Sub(p, y) // the other root, pick the small one
+		if yy.Cmp(y) > 0 {
+			yy = y
+		}
+		if yp := new(big.Int).Add(yy, p); yp.Cmp(limit) < 0 {
+			ecCase("y-ge-p", "E's y-coordinate is y+p for a point (x, y) on the curve", replaceE(func(e []byte) []byte {
+				x.FillBytes(e[1 : 1+size])
+				yp.FillBytes(e[1+size:])
+				return e
+			}))
+		}
+		ecCase("coordinates-all-ff", "E's coordinates are all 0xff (>= p)", replaceE(func(e []byte) []byte {
+			for i := 1; i < len(e); i++ {
+				e[i] = 0xff
+			}
+			return e
+		}))
+		ecCase("recipient-point", "E is the recipient's own public key (a valid point, wrong shared secret)", replaceE(func(e []byte) []byte {
+			k, _ := pub.ECDH()
+			return k.Bytes()
+		}))
+		ecCase("generator", "E is the generator G (a valid point, wrong shared secret)", replaceE(func(e []byte) []byte {
+			gx, gy := pub.Curve.Params().Gx, pub.Curve.Params().Gy
+			gx.FillBytes(e[1 : 1+size])
+			gy.FillBytes(e[1+size:])
+			return e
+		}))
+		ecCase("kwp-flipped", "a bit of the wrapped key W flipped (KWP integrity check)", func(rnd io.Reader, fk []byte) []byte {
+			e, w := ecBody(rnd, pub, fk)
+			w[5] ^= 1
+			return append(e, w...)
+		})
+		ecCase("file-key-31", "W wraps a 31-byte key", func(rnd io.Reader, fk []byte) []byte {
+			e, w := ecBody(rnd, pub, fk[:31])
+			return append(e, w...)
+		})
+		ecCase("file-key-40", "W wraps a 40-byte key", func(rnd io.Reader, fk []byte) []byte {
+			e, w := ecBody(rnd, pub, append(bytes.Clone(fk), make([]byte, 8)...))
+			return append(e, w...)
+		})
+		ecCase("body-short", "the stanza body one byte short", func(rnd io.Reader, fk []byte) []byte {
+			e, w := ecBody(rnd, pub, fk)
+			return append(e, w[:len(w)-1]...)
+		})
+		ecCase("body-long", "the stanza body one byte long", func(rnd io.Reader, fk []byte) []byte {
+			e, w := ecBody(rnd, pub, fk)
+			return append(append(e, w...), 0)
+		})
+		other := "p384-a"
+		if c.curve == "p384" {
+			other = "p256-b"
+		}
+		ecCase("other-curve-point", "E is a point of the other curve ("+other+")", func(rnd io.Reader, fk []byte) []byte {
+			k, _ := g.ec(other).ECDH()
+			_, w := ecBody(rnd, pub, fk)
+			return append(k.Bytes(), w...)
+		})
+	}
+}
+
+// smallXPoint returns the point on curve with the smallest x >= 1, so
+// that x+p still fits in the coordinate's bytes.
+func smallXPoint(curve elliptic.Curve) (*big.Int, *big.Int) {
+	params := curve.Params()
+	p := params.P
+	for i := int64(1); ; i++ {
+		x := big.NewInt(i)
+		// y^2 = x^3 - 3x + b
+		y2 := new(big.Int).Exp(x, big.NewInt(3), p)
+		y2.Sub(y2, new(big.Int).Mul(big.NewInt(3), x))
+		y2.Add(y2, params.B)
+		y2.Mod(y2, p)
+		y := new(big.Int).ModSqrt(y2, p)
+		if y == nil {
+			continue
+		}
+		if !curve.IsOnCurve(x, y) {
+			log.Fatal("smallXPoint: not on the curve")
+		}
+		return x, y
+	}
+}
+
+// ---------------------------------------------------------------------
+// Output.
+
+func (g *gen) b64key(name string) string {
+	der, err := x509.MarshalPKCS8PrivateKey(g.ks.get(name))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(der)
+}
+
+func (g *gen) b64pub(name string) string {
+	der, err := x509.MarshalPKIXPublicKey(g.pub(name))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(der)
+}
+
+func (g *gen) file(v *vector) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "expect: %s\n", v.expect)
+	if v.expect == expSuccess {
+		h := sha256.Sum256(v.plain)
+		fmt.Fprintf(&b, "payload: %s\n", hex.EncodeToString(h[:]))
+	}
+	for _, k := range v.ids {
+		fmt.Fprintf(&b, "identity: %s\n", g.b64key(k))
+	}
+	for _, k := range v.senders {
+		fmt.Fprintf(&b, "sender: %s\n", g.b64pub(k))
+	}
+	fmt.Fprintf(&b, "comment: %s (reader holds %s", v.comment, strings.Join(v.ids, ", "))
+	if len(v.senders) > 0 {
+		fmt.Fprintf(&b, "; trusts %s", strings.Join(v.senders, ", "))
+	}
+	b.WriteString(")\n\n")
+	b.Write(v.data)
+	return b.Bytes()
+}
+
+// corpusFile is the encoding `go test -fuzz` uses for its corpus.
+func corpusFile(values ...any) []byte {
+	var b bytes.Buffer
+	b.WriteString("go test fuzz v1\n")
+	for _, v := range values {
+		switch v := v.(type) {
+		case []byte:
+			fmt.Fprintf(&b, "[]byte(%s)\n", strconv.Quote(string(v)))
+		case byte:
+			fmt.Fprintf(&b, "byte(%s)\n", strconv.QuoteRune(rune(v)))
+		case uint32:
+			fmt.Fprintf(&b, "uint32(%d)\n", v)
+		default:
+			log.Fatalf("corpus value %T", v)
+		}
+	}
+	return b.Bytes()
+}
+
+// writeDir replaces the generated files of dir (those ending in suffix,
+// or all for suffix "") with files.
+func writeDir(dir, suffix string, files map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	old, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, f := range old {
+		if !f.IsDir() && strings.HasSuffix(f.Name(), suffix) {
+			if _, keep := files[f.Name()]; !keep {
+				if err := os.Remove(filepath.Join(dir, f.Name())); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fuzzDir replaces the "vec-" files of a corpus directory: crashers that
+// `go test -fuzz` wrote there are kept.
+func fuzzDir(dir string, files map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, "vec-*"))
+	for _, f := range old {
+		if _, keep := files[filepath.Base(f)]; !keep {
+			os.Remove(f)
+		}
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("vectorgen: ")
+	keyDir := flag.String("keys", "envelope/testdata/keys", "directory of the fixed PEM keys")
+	out := flag.String("out", "envelope/testdata/vectors", "where to write the vectors")
+	fuzz := flag.String("fuzz", "envelope/testdata/fuzz", "the envelope package's fuzz corpus directory")
+	formatFuzz := flag.String("format-fuzz", "envelope/internal/format/testdata/fuzz", "the format package's fuzz corpus directory")
+	flag.Parse()
+
+	ks, err := loadKeys(*keyDir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	g := &gen{ks: ks}
+	g.all()
+
+	vecs := map[string][]byte{}
+	open, stz, hdr, arm := map[string][]byte{}, map[string][]byte{}, map[string][]byte{}, map[string][]byte{}
+	counts := map[string]int{}
+	for _, v := range g.vectors {
+		vecs[v.name+".txt"] = g.file(v)
+		counts[v.expect]++
+		if v.fuzzOpen {
+			open["vec-"+v.name] = corpusFile(v.data)
+		}
+		for i, s := range v.stanzas {
+			if len(v.stanzas) > 0 && len(s) >= 35 && len(stz) < 64 {
+				stz[fmt.Sprintf("vec-%s-%d", v.name, i)] = corpusFile(s[0], s[35:])
+			}
+		}
+		if v.header != nil && len(v.header) <= fuzzMax && len(hdr) < 48 {
+			hdr["vec-"+v.name] = corpusFile(v.header)
+		}
+		if bytes.HasPrefix(v.data, []byte(armorBegin)) && len(v.data) <= fuzzMax {
+			arm["vec-"+v.name] = corpusFile(v.data)
+		}
+	}
+	// FuzzMutate's inputs choose an envelope, an operation and where.
+	mut := map[string][]byte{}
+	for op := range 9 {
+		for which := range 6 {
+			a := uint32((65552*op + 1000*which) % 200000)
+			b := uint32(977 * (op + which))
+			mut[fmt.Sprintf("vec-op%d-env%d", op, which)] = corpusFile(byte(which), byte(op), a, b, []byte{0x80, byte(op)})
+		}
+	}
+	if err := writeDir(*out, ".txt", vecs); err != nil {
+		log.Fatal(err)
+	}
+	for dir, files := range map[string]map[string][]byte{
+		filepath.Join(*fuzz, "FuzzOpen"):         open,
+		filepath.Join(*fuzz, "FuzzStanza"):       stz,
+		filepath.Join(*fuzz, "FuzzMutate"):       mut,
+		filepath.Join(*formatFuzz, "FuzzHeader"): hdr,
+		filepath.Join(*formatFuzz, "FuzzArmor"):  arm,
+	} {
+		if err := fuzzDir(dir, files); err != nil {
+			log.Fatal(err)
+		}
+	}
+	log.Printf("%d vectors %v; corpora: FuzzOpen %d, FuzzStanza %d, FuzzMutate %d, FuzzHeader %d, FuzzArmor %d",
+		len(g.vectors), counts, len(open), len(stz), len(mut), len(hdr), len(arm))
+}
