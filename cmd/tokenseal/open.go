@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -255,10 +257,20 @@ func (o *opener) acceptBatch(infos []*envelope.SenderInfo) []error {
 // yet accepted.
 type verified struct {
 	i      int
-	af     *atomicFile
+	out    string
+	af     *atomicFile // a large plaintext, already in its temporary file
+	plain  []byte      // or a small one, kept in memory
 	sender *envelope.SenderInfo
 	err    error
 }
+
+// smallEnvelope is the input size up to which a batch open keeps the
+// plaintext in memory until it is accepted and lets the committer write
+// it: creating files in parallel in one directory contends on the
+// directory's lock (measured: 2,000 creates from 4 goroutines 1.1-1.7 s,
+// one after another 0.2 s). With maxBatch, it bounds that memory to
+// 8 MiB.
+const smallEnvelope = 64 << 10
 
 // openFiles opens envelopes to files. Workers unwrap on the token (several
 // sessions, one login) and decrypt into temporary files in parallel; one
@@ -267,9 +279,12 @@ type verified struct {
 // Every input is tried; each failure is reported, and the first one gives
 // the exit code.
 func (o *opener) openFiles(inputs, outs []string) error {
+	order := serialOrder(inputs)
 	workers := min(len(inputs), 2*runtime.NumCPU())
 	jobs := make(chan int)
-	done := make(chan *verified, workers)
+	// Room for a whole batch, so workers go on while the committer waits
+	// for the disk.
+	done := make(chan *verified, maxBatch)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -281,7 +296,7 @@ func (o *opener) openFiles(inputs, outs []string) error {
 		}()
 	}
 	go func() {
-		for i := range inputs {
+		for _, i := range order {
 			jobs <- i
 		}
 		close(jobs)
@@ -293,7 +308,7 @@ func (o *opener) openFiles(inputs, outs []string) error {
 	for v := range done {
 		batch := []*verified{v}
 	drain:
-		for len(batch) < 256 {
+		for len(batch) < maxBatch {
 			select {
 			case v, ok := <-done:
 				if !ok {
@@ -330,6 +345,61 @@ func (o *opener) openFiles(inputs, outs []string) error {
 	return first
 }
 
+// maxBatch bounds the envelopes recorded in one ledger transaction, and
+// so the temporary files open at once.
+const maxBatch = 128
+
+// serialOrder returns the order in which to open inputs: signed envelopes
+// by sender, stream and serial (so a batch given in any order, say by a
+// shell glob, does not push early serials out of the replay window), then
+// the others as given.
+func serialOrder(inputs []string) []int {
+	type key struct {
+		signed bool
+		id     [32]byte
+		stream uint64
+		serial uint64
+		i      int
+	}
+	keys := make([]key, len(inputs))
+	for i, in := range inputs {
+		keys[i] = key{i: i}
+		if len(inputs) == 1 || in == "" || in == "-" {
+			continue
+		}
+		f, err := os.Open(in)
+		if err != nil {
+			continue
+		}
+		s, err := envelope.PeekSender(f)
+		f.Close()
+		if err == nil && s != nil {
+			keys[i] = key{true, s.KeyID, s.StreamID, s.Serial, i}
+		}
+	}
+	sort.SliceStable(keys, func(a, b int) bool {
+		ka, kb := keys[a], keys[b]
+		if ka.signed != kb.signed {
+			return ka.signed
+		}
+		if !ka.signed {
+			return ka.i < kb.i
+		}
+		if c := bytes.Compare(ka.id[:], kb.id[:]); c != 0 {
+			return c < 0
+		}
+		if ka.stream != kb.stream {
+			return ka.stream < kb.stream
+		}
+		return ka.serial < kb.serial
+	})
+	order := make([]int, len(keys))
+	for i, k := range keys {
+		order[i] = k.i
+	}
+	return order
+}
+
 // verify opens one envelope into a temporary file beside out. Nothing is
 // at out when it returns.
 func (o *opener) verify(i int, in, out string) *verified {
@@ -359,6 +429,21 @@ func (o *opener) verify(i int, in, out string) *verified {
 	if err != nil {
 		v.err = err
 		return v
+	}
+	v.out = out
+	if f, ok := src.(*os.File); ok && !o.sync {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() <= smallEnvelope {
+			var buf bytes.Buffer
+			buf.Grow(int(fi.Size()))
+			if _, err := r.WriteTo(&buf); err != nil {
+				clear(buf.Bytes())
+				v.err = err
+				return v
+			}
+			v.plain, v.sender = buf.Bytes(), r.Sender
+			logOpened(in, &r.Opened)
+			return v
+		}
 	}
 	af, err := createOutput(out, o.force, 0o600)
 	if err != nil {
@@ -415,17 +500,37 @@ func (o *opener) commit(batch []*verified, errs []error) {
 	if len(infos) > 0 {
 		for k, err := range o.acceptBatch(infos) {
 			if err != nil {
-				signed[k].af.Abort()
 				signed[k].err = err
 			}
 		}
 	}
 	for _, v := range batch {
-		if v.err == nil {
+		switch {
+		case v.err != nil && v.af != nil:
+			v.af.Abort()
+		case v.err != nil:
+		case v.af != nil:
 			v.err = v.af.Commit(o.force, o.sync)
+		default:
+			v.err = writeOutput(v.out, v.plain, o.force)
 		}
+		clear(v.plain)
 		errs[v.i] = v.err
 	}
+}
+
+// writeOutput writes an accepted plaintext held in memory through a
+// temporary file renamed into place.
+func writeOutput(out string, plain []byte, force bool) error {
+	af, err := createOutput(out, force, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := af.Write(plain); err != nil {
+		af.Abort()
+		return fmt.Errorf("writing output: %w", err)
+	}
+	return af.Commit(force, false)
 }
 
 // openOne opens one envelope to standard output.

@@ -16,6 +16,21 @@ import (
 // inFlight is the number of chunk buffers a pipeline owns.
 const inFlight = 6
 
+// bufPool recycles chunk buffers (EncChunkSize bytes) across pipelines,
+// so that opening many small envelopes in one process does not allocate
+// and clear them each time.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, EncChunkSize); return &b }}
+
+func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:EncChunkSize] }
+
+func putBuf(b []byte) {
+	if cap(b) < EncChunkSize {
+		return
+	}
+	b = b[:EncChunkSize]
+	bufPool.Put(&b)
+}
+
 type job struct {
 	buf  []byte // plaintext in, ciphertext out (or the reverse); cap EncChunkSize
 	n    nonce
@@ -31,8 +46,18 @@ func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
 	}
 	free := make(chan []byte, inFlight)
 	for i := 0; i < inFlight; i++ {
-		free <- make([]byte, 0, EncChunkSize)
+		free <- getBuf()[:0]
 	}
+	defer func() {
+		for {
+			select {
+			case b := <-free:
+				putBuf(b)
+			default:
+				return
+			}
+		}
+	}()
 	toSeal := make(chan *job, inFlight)
 	toWrite := make(chan *job, inFlight)
 	stop := make(chan struct{})
@@ -160,11 +185,39 @@ func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
 		r.err = io.EOF
 		return total, nil
 	}
+	// The first chunk on the serial path: a payload of one chunk (most
+	// small messages) needs no pipeline and no buffers of its own.
+	if r.nonce.isZero() {
+		r.err = r.next()
+		if r.err != nil && r.err != io.EOF {
+			return total, r.err
+		}
+		n, err := dst.Write(r.unread)
+		total += int64(n)
+		r.unread = nil
+		if err != nil {
+			return total, err
+		}
+		if r.plain == nil {
+			r.err = io.EOF
+			return total, nil
+		}
+	}
 
 	free := make(chan []byte, inFlight)
 	for i := 0; i < inFlight; i++ {
-		free <- make([]byte, EncChunkSize)
+		free <- getBuf()
 	}
+	defer func() {
+		for {
+			select {
+			case b := <-free:
+				putBuf(b)
+			default:
+				return
+			}
+		}
+	}()
 	toOpen := make(chan *job, inFlight)
 	toWrite := make(chan *job, inFlight)
 	stop := make(chan struct{})
