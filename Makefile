@@ -41,3 +41,10 @@ clean:
 .PHONY: bench
 bench:
 	scripts/bench.sh
+
+# Every fuzz target in the module for FUZZTIME each (issue 7); crashers
+# land in testdata/fuzz/<FuzzName>. `make test` runs the seed corpora.
+FUZZTIME ?= 60s
+.PHONY: fuzz
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run every Go fuzz target in the module for FUZZTIME each (default 60s),
+# one after another, and print executions and time per target. Targets
+# are found with `go test -list '^Fuzz'`, so a new one is picked up
+# without editing this file. Crashers are written by `go test` to the
+# package's testdata/fuzz/<FuzzName>/; the script fails if any target
+# fails. FUZZ_PACKAGES limits the packages (default ./...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+FUZZTIME=${FUZZTIME:-60s}
+pkgs=$($GO list ${FUZZ_PACKAGES:-./...})
+summary=()
+failed=0
+for pkg in $pkgs; do
+	targets=$($GO test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true)
+	for f in $targets; do
+		echo "== $pkg $f ($FUZZTIME)"
+		log=$(mktemp)
+		start=$(date +%s)
+		if $GO test -run '^$' -fuzz "^${f}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tee "$log"; then
+			status=ok
+		else
+			status=FAIL
+			failed=1
+		fi
+		secs=$(($(date +%s) - start))
+		execs=$(grep -o 'execs: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo 0)
+		rm -f "$log"
+		summary+=("$(printf '%-4s %-52s %-12s %10s execs %5ss' "$status" "${pkg#github.com/tokenseal/tokenseal/}" "$f" "$execs" "$secs")")
+	done
+done
+echo
+echo "== fuzzing summary (FUZZTIME=$FUZZTIME)"
+printf '%s\n' "${summary[@]}"
+exit $failed
