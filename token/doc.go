@@ -15,6 +15,12 @@
 // ([Key.ECDH]) on the token, choosing what the token really supports
 // ([Token.MechanismInfo]), and signs through [Key.Signer].
 //
+// # Diagnostics and PIN changes
+//
+// [Diagnose] reports what a module and token offer tokenseal, trying each
+// mechanism for real after a login and leaving no object behind;
+// [ChangePIN] changes the user PIN with C_SetPIN.
+//
 // # Errors
 //
 // PKCS#11 failures are [*Error] values naming the CKR_ constant.

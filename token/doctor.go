@@ -430,6 +430,7 @@ type tempPair struct {
 func (d *Diagnosis) trials(t *Token) error {
 	keys, err := t.Keys()
 	if err != nil {
+		d.skipTrials("listing the keys failed")
 		return err
 	}
 	// By label, so the report and the keys the trials use do not depend
