@@ -304,30 +304,51 @@ func (o *opener) openFiles(inputs, outs []string) error {
 		close(done)
 	}()
 
+	// Commit in the sorted order, whatever order the workers finish in:
+	// a reorder buffer holds what finished early (at most the work in
+	// flight). Each batch is the run of consecutive finished envelopes.
+	pos := make([]int, len(inputs)) // input index -> place in order
+	for p, i := range order {
+		pos[i] = p
+	}
+	ready := map[int]*verified{}
+	next := 0
 	errs := make([]error, len(inputs))
+	flush := func() {
+		for next < len(order) && ready[next] != nil {
+			var batch []*verified
+			for next < len(order) && ready[next] != nil && len(batch) < maxBatch {
+				batch = append(batch, ready[next])
+				delete(ready, next)
+				next++
+			}
+			o.commit(batch, errs)
+		}
+	}
 	for v := range done {
-		batch := []*verified{v}
+		ready[pos[v.i]] = v
 	drain:
-		for len(batch) < maxBatch {
+		for {
 			select {
 			case v, ok := <-done:
 				if !ok {
 					break drain
 				}
-				batch = append(batch, v)
+				ready[pos[v.i]] = v
 			default:
 				break drain
 			}
 		}
-		o.commit(batch, errs)
+		flush()
 	}
-
+	flush()
 	// The bar ends before any error is reported.
 	if slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
 		o.prog.Stop()
 	} else {
 		o.prog.Finish()
 	}
+
 	var first error
 	for i, err := range errs {
 		if err == nil {
