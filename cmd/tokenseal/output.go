@@ -6,16 +6,23 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
-// atomicFile is an output file written under a temporary name beside its
-// final path and renamed into place only by Commit. Abort (or a Commit that
-// fails) removes the temporary file, so a failure leaves nothing at the
-// final path.
+// atomicFile is an output file that appears at its final path only when
+// Commit succeeds. Where the file system allows it (Linux: ext4, XFS,
+// btrfs, tmpfs) it is an unnamed O_TMPFILE inode beside the final path,
+// linked into place by Commit: a process killed before that leaves no
+// file at all. Elsewhere it is a hidden temporary file renamed into place.
+// Abort (or a Commit that fails) removes it, so a failure leaves nothing at
+// the final path.
 type atomicFile struct {
 	*os.File
-	final string
-	done  bool
+	final   string
+	unnamed bool // O_TMPFILE: no name until Commit
+	done    bool
 }
 
 // createOutput creates the temporary file for path with mode perm. It
@@ -33,6 +40,15 @@ func createOutput(path string, force bool, perm os.FileMode) (*atomicFile, error
 		}
 	}
 	dir := filepath.Dir(path)
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(perm.Perm()))
+	if err == nil {
+		// The umask applies to O_TMPFILE too; set the mode exactly.
+		if err := unix.Fchmod(fd, uint32(perm.Perm())); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("creating output: %w", err)
+		}
+		return &atomicFile{File: os.NewFile(uintptr(fd), path), final: path, unnamed: true}, nil
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tokenseal-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating output: %w", err)
@@ -77,24 +93,20 @@ func (a *atomicFile) Commit(force, sync bool) error {
 			return err
 		}
 	}
-	if err := a.File.Close(); err != nil {
-		a.Abort()
-		return fmt.Errorf("writing output: %w", err)
-	}
-	if !force {
-		// Link fails if the final path appeared meanwhile; rename would
-		// silently replace it.
-		if err := os.Link(a.Name(), a.final); err != nil {
+	if a.unnamed {
+		if err := a.linkUnnamed(force); err != nil {
 			a.Abort()
-			if errors.Is(err, os.ErrExist) {
-				return &outputExistsError{a.final}
-			}
+			return err
+		}
+	} else {
+		if err := a.File.Close(); err != nil {
+			a.Abort()
 			return fmt.Errorf("writing output: %w", err)
 		}
-		os.Remove(a.Name())
-	} else if err := os.Rename(a.Name(), a.final); err != nil {
-		a.Abort()
-		return fmt.Errorf("writing output: %w", err)
+		if err := place(a.Name(), a.final, force); err != nil {
+			a.Abort()
+			return err
+		}
 	}
 	a.done = true
 	if sync {
@@ -106,6 +118,57 @@ func (a *atomicFile) Commit(force, sync bool) error {
 	return nil
 }
 
+// linkUnnamed gives the O_TMPFILE inode its final name, then closes it.
+func (a *atomicFile) linkUnnamed(force bool) error {
+	proc := "/proc/self/fd/" + strconv.Itoa(int(a.File.Fd()))
+	link := func(name string) error {
+		return unix.Linkat(unix.AT_FDCWD, proc, unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
+	}
+	var err error
+	if force {
+		// Link under a hidden name, then rename over the final path.
+		tmp := filepath.Join(filepath.Dir(a.final), "."+filepath.Base(a.final)+".tokenseal-"+strconv.Itoa(os.Getpid()))
+		if err = link(tmp); err == nil {
+			if err = os.Rename(tmp, a.final); err != nil {
+				os.Remove(tmp)
+			}
+		}
+	} else {
+		err = link(a.final)
+	}
+	if cerr := a.File.Close(); err == nil && cerr != nil {
+		os.Remove(a.final)
+		err = cerr
+	}
+	if errors.Is(err, os.ErrExist) {
+		return &outputExistsError{a.final}
+	}
+	if err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
+	return nil
+}
+
+// place moves the named temporary file tmp to final.
+func place(tmp, final string, force bool) error {
+	if force {
+		if err := os.Rename(tmp, final); err != nil {
+			return fmt.Errorf("writing output: %w", err)
+		}
+		return nil
+	}
+	// Link fails if the final path appeared meanwhile; rename would
+	// silently replace it.
+	if err := os.Link(tmp, final); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return &outputExistsError{final}
+		}
+		return fmt.Errorf("writing output: %w", err)
+	}
+	os.Remove(tmp)
+	return nil
+}
+
 // Abort removes the temporary file. It is safe to call after Commit.
 func (a *atomicFile) Abort() {
 	if a.done {
@@ -113,7 +176,9 @@ func (a *atomicFile) Abort() {
 	}
 	a.done = true
 	a.File.Close()
-	os.Remove(a.Name())
+	if !a.unnamed {
+		os.Remove(a.Name())
+	}
 }
 
 // sameFile reports whether in and out name the same existing file.
