@@ -70,6 +70,11 @@ func resolveRecipient(lt *lazyToken, spec string) (envelope.Recipient, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A key that cannot unwrap or derive could never open what is
+		// sealed to it (an EC signing key would otherwise pass).
+		if k.Usage != token.UsageExchange && k.Usage != "exchange+sign" {
+			return nil, fmt.Errorf("%w: key %q cannot be a recipient: its usage is %s", token.ErrWrongKeyType, k.Label, k.Usage)
+		}
 		hash := crypto.SHA256
 		if _, isRSA := k.Public().(*rsa.PublicKey); isRSA {
 			if hash, _, err = k.ProbeOAEPHash(); err != nil {
@@ -169,7 +174,13 @@ func (ti *tokenIdentity) lookup(id envelope.KeyID) (envelope.Identity, error) {
 	}
 	k, err := tok.FindKeyByID(id[:])
 	if err == nil {
-		if kid, _ := envelope.KeyIDOf(k.Public()); kid == id && k.Usage != token.UsageSign {
+		kid, _ := envelope.KeyIDOf(k.Public())
+		if kid == id && k.Usage == token.UsageSign {
+			// Held, but it can only sign: say so (exit 3) rather than
+			// "not addressed to any available key" (exit 4).
+			return nil, fmt.Errorf("%w: the envelope is addressed to key %q, which can only sign", token.ErrWrongKeyType, k.Label)
+		}
+		if kid == id {
 			idn, err := identityOf(k)
 			if err != nil {
 				return nil, err
