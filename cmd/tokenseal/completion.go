@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -38,7 +39,9 @@ func completionAction(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("fish completion: %w", err)
 		}
-		script = s
+		// Usage lines mark placeholders with backquotes (`FILE`) for
+		// --help; fish would show them as they are.
+		script = strings.ReplaceAll(s, "`", "")
 	default:
 		return usageErrorf("unknown shell %q: bash, zsh or fish", shell)
 	}
