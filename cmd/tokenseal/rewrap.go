@@ -16,53 +16,23 @@ var rewrapCommand = &cli.Command{
 	Usage: "add or remove recipients without re-encrypting the payload (key rotation); re-signed with a new serial",
 	UsageText: "tokenseal rewrap [-r RECIPIENT ...] [-R FILE] [--remove-recipient KEYID|PUBKEY ...]\n" +
 		"                 [--sign-with KEY | --anonymous] [--sender PUBKEY] [--allow-anonymous] [-o OUT] [--armor] [IN]",
-	Flags: []cli.Flag{
+	Flags: append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "recipient", Aliases: []string{"r"}, Usage: "add `RECIPIENT`: a PEM/DER public key or certificate file, token:LABEL, or a pkcs11: URI (repeatable)"},
 		&cli.StringSliceFlag{Name: "recipients-file", Aliases: []string{"R"}, Usage: "add the recipients listed in `FILE` (repeatable)"},
 		&cli.StringSliceFlag{Name: "remove-recipient", Usage: "remove the recipient with key id `KEYID` (64 hex digits) or whose public key is in a file (repeatable)"},
-		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the new envelope to `OUT` (default stdout)"},
-		&cli.BoolFlag{Name: "armor", Aliases: []string{"a"}, Usage: "write ASCII armor instead of binary"},
-		&cli.BoolFlag{Name: "force", Usage: "overwrite OUT if it exists"},
-		&cli.StringFlag{Name: "sign-with", Usage: "sign the new envelope with the signing key `KEY` on the token", EnvVars: []string{"TOKENSEAL_SIGN_WITH"}},
-		&cli.BoolFlag{Name: "anonymous", Usage: "write the new envelope unsigned (no replay protection)"},
 		&cli.StringSliceFlag{Name: "sender", Usage: "also trust the original's sender public key in `PUBKEY` for this call (repeatable)"},
 		&cli.BoolFlag{Name: "allow-anonymous", Usage: "accept an unsigned original"},
-		flagStateDir,
-		flagSync,
-	},
+	}, envelopeWriteFlags()...),
 	Action: rewrap,
 }
 
 func rewrap(c *cli.Context) error {
-	if c.NArg() > 1 {
-		return usageErrorf("rewrap takes at most one input file")
-	}
-	in, out := c.Args().First(), c.String("output")
-	if out == "-" {
-		out = ""
-	}
-	signWith := c.String("sign-with")
-	if c.Bool("anonymous") {
-		signWith = ""
-	} else if signWith == "" {
-		return usageErrorf("no signing key: give --sign-with KEY (or TOKENSEAL_SIGN_WITH), or --anonymous")
-	}
-	specs := c.StringSlice("recipient")
-	for _, f := range c.StringSlice("recipients-file") {
-		s, err := readRecipientsFile(f)
-		if err != nil {
-			return err
-		}
-		specs = append(specs, s...)
+	in, out, signWith, specs, err := envelopeWriteArgs(c, "rewrap")
+	if err != nil {
+		return err
 	}
 	if len(specs) == 0 && len(c.StringSlice("remove-recipient")) == 0 {
 		return usageErrorf("rewrap needs recipients to add (-r, -R) or to remove (--remove-recipient)")
-	}
-	if out != "" && in != "" && in != "-" && sameFile(in, out) {
-		return usageErrorf("input and output are the same file")
-	}
-	if out == "" && !c.Bool("armor") && isTTY(c.App.Writer) {
-		return usageErrorf("refusing to write a binary envelope to a terminal: use -o FILE or --armor")
 	}
 	var remove []envelope.KeyID
 	for _, r := range c.StringSlice("remove-recipient") {
@@ -75,13 +45,9 @@ func rewrap(c *cli.Context) error {
 
 	lt := &lazyToken{c: c}
 	defer lt.Close()
-	var add []envelope.Recipient
-	for _, s := range specs {
-		r, err := resolveRecipient(lt, s)
-		if err != nil {
-			return err
-		}
-		add = append(add, r)
+	add, err := resolveRecipients(lt, specs)
+	if err != nil {
+		return err
 	}
 	// The original's sender: --sender keys, then the trusted senders.
 	o := &opener{c: c, lt: lt, extra: map[envelope.KeyID]crypto.PublicKey{}, trusted: map[envelope.KeyID]crypto.PublicKey{}, names: map[envelope.KeyID]string{}}

@@ -30,61 +30,88 @@ var sealCommand = &cli.Command{
 	Name:      "seal",
 	Usage:     "encrypt a file or stream to one or more recipients' public keys",
 	UsageText: "tokenseal seal -r RECIPIENT [-r ...] [-R RECIPIENTS_FILE] [--sign-with KEY | --anonymous] [-o OUT] [--armor] [IN]",
-	Flags: []cli.Flag{
+	Flags: append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "recipient", Aliases: []string{"r"}, Usage: "seal to `RECIPIENT`: a PEM/DER public key or certificate file, token:LABEL, or a pkcs11: URI (repeatable)"},
 		&cli.StringSliceFlag{Name: "recipients-file", Aliases: []string{"R"}, Usage: "read recipients from `FILE`, one a line, # comments (repeatable)"},
+	}, envelopeWriteFlags()...),
+	Action: seal,
+}
+
+// envelopeWriteFlags are the flags of the commands that write an envelope
+// (seal, rewrap): output, armor, signing, state.
+func envelopeWriteFlags() []cli.Flag {
+	return []cli.Flag{
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the envelope to `OUT` (default stdout)"},
 		&cli.BoolFlag{Name: "armor", Aliases: []string{"a"}, Usage: "write ASCII armor instead of binary"},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite OUT if it exists"},
 		&cli.StringFlag{Name: "sign-with", Usage: "sign with the signing key `KEY` on the token (a label or a pkcs11: URI)", EnvVars: []string{"TOKENSEAL_SIGN_WITH"}},
-		&cli.BoolFlag{Name: "anonymous", Usage: "seal without a sender signature, serial or timestamp (no replay protection)"},
+		&cli.BoolFlag{Name: "anonymous", Usage: "write the envelope without a sender signature, serial or timestamp (no replay protection)"},
 		flagStateDir,
 		flagSync,
-	},
-	Action: seal,
+	}
 }
 
-func seal(c *cli.Context) error {
+// envelopeWriteArgs checks what seal and rewrap share: at most one input,
+// the signing choice, input and output not the same file, no binary to a
+// terminal. It returns the input, the output ("" for stdout), the signing
+// key ("" for anonymous) and the recipient specs of -r and -R.
+func envelopeWriteArgs(c *cli.Context, verb string) (in, out, signWith string, specs []string, err error) {
 	if c.NArg() > 1 {
-		return usageErrorf("seal takes at most one input file")
+		return "", "", "", nil, usageErrorf("%s takes at most one input file", verb)
 	}
-	in, out := c.Args().First(), c.String("output")
+	in, out = c.Args().First(), c.String("output")
 	if out == "-" {
 		out = ""
 	}
-	signWith := c.String("sign-with")
+	signWith = c.String("sign-with")
 	if c.Bool("anonymous") {
 		signWith = ""
 	} else if signWith == "" {
-		return usageErrorf("no signing key: give --sign-with KEY (or TOKENSEAL_SIGN_WITH), or --anonymous to seal without replay protection")
+		return "", "", "", nil, usageErrorf("no signing key: give --sign-with KEY (or TOKENSEAL_SIGN_WITH), or --anonymous to write an envelope without replay protection")
 	}
-	specs := c.StringSlice("recipient")
+	specs = c.StringSlice("recipient")
 	for _, f := range c.StringSlice("recipients-file") {
 		s, err := readRecipientsFile(f)
 		if err != nil {
-			return err
+			return "", "", "", nil, err
 		}
 		specs = append(specs, s...)
+	}
+	if out != "" && in != "" && in != "-" && sameFile(in, out) {
+		return "", "", "", nil, usageErrorf("input and output are the same file")
+	}
+	if out == "" && !c.Bool("armor") && isTTY(c.App.Writer) {
+		return "", "", "", nil, usageErrorf("refusing to write a binary envelope to a terminal: use -o FILE or --armor")
+	}
+	return in, out, signWith, specs, nil
+}
+
+// resolveRecipients resolves every spec (see resolveRecipient).
+func resolveRecipients(lt *lazyToken, specs []string) ([]envelope.Recipient, error) {
+	var rs []envelope.Recipient
+	for _, s := range specs {
+		r, err := resolveRecipient(lt, s)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
+}
+
+func seal(c *cli.Context) error {
+	in, out, signWith, specs, err := envelopeWriteArgs(c, "seal")
+	if err != nil {
+		return err
 	}
 	if len(specs) == 0 {
 		return usageErrorf("seal needs at least one recipient (-r or -R)")
 	}
-	if out != "" && in != "" && in != "-" && sameFile(in, out) {
-		return usageErrorf("input and output are the same file")
-	}
-	if out == "" && !c.Bool("armor") && isTTY(c.App.Writer) {
-		return usageErrorf("refusing to write a binary envelope to a terminal: use -o FILE or --armor")
-	}
-
 	lt := &lazyToken{c: c}
 	defer lt.Close()
-	var recipients []envelope.Recipient
-	for _, s := range specs {
-		r, err := resolveRecipient(lt, s)
-		if err != nil {
-			return err
-		}
-		recipients = append(recipients, r)
+	recipients, err := resolveRecipients(lt, specs)
+	if err != nil {
+		return err
 	}
 
 	opts := &envelope.SealOptions{Armor: c.Bool("armor")}

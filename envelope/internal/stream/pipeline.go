@@ -23,6 +23,18 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, EncChunkSize); retur
 
 func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:EncChunkSize] }
 
+// drainBufs returns the buffers left in free to the pool.
+func drainBufs(free chan []byte) {
+	for {
+		select {
+		case b := <-free:
+			putBuf(b)
+		default:
+			return
+		}
+	}
+}
+
 func putBuf(b []byte) {
 	if cap(b) < EncChunkSize {
 		return
@@ -48,16 +60,7 @@ func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
 	for i := 0; i < inFlight; i++ {
 		free <- getBuf()[:0]
 	}
-	defer func() {
-		for {
-			select {
-			case b := <-free:
-				putBuf(b)
-			default:
-				return
-			}
-		}
-	}()
+	defer drainBufs(free)
 	toSeal := make(chan *job, inFlight)
 	toWrite := make(chan *job, inFlight)
 	stop := make(chan struct{})
@@ -208,16 +211,7 @@ func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
 	for i := 0; i < inFlight; i++ {
 		free <- getBuf()
 	}
-	defer func() {
-		for {
-			select {
-			case b := <-free:
-				putBuf(b)
-			default:
-				return
-			}
-		}
-	}()
+	defer drainBufs(free)
 	toOpen := make(chan *job, inFlight)
 	toWrite := make(chan *job, inFlight)
 	stop := make(chan struct{})
