@@ -1,0 +1,235 @@
+//go:build linux
+
+package main
+
+// Secrets hygiene (issue 7): the failing cases of open, with and without
+// --verbose, never print the PIN or the file key (or the keys derived
+// from it) in any common encoding; outputs and the state database are
+// private files even under umask 0; failures leave no temporary file.
+
+import (
+	"bytes"
+	"crypto/hkdf"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/tokenseal/tokenseal/envelope"
+)
+
+// recoverFileKey unwraps the file key of a binary envelope from its
+// RSA-OAEP (SHA-256) stanza for priv, reading the header as FORMAT.md
+// lays it out, and returns it with the keys derived from it.
+func recoverFileKey(t *testing.T, env []byte, priv *rsa.PrivateKey) [][]byte {
+	t.Helper()
+	u24 := func(b []byte) int { return int(b[0])<<16 | int(b[1])<<8 | int(b[2]) }
+	id, err := envelope.KeyIDOf(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := env[13 : 13+u24(env[10:])]
+	salt := body[1:33]
+	st := body[36 : 36+u24(body[33:])]
+	for len(st) > 0 {
+		n := int(st[33])<<8 | int(st[34])
+		if st[0] == 1 && bytes.Equal(st[1:33], id[:]) {
+			fk, err := rsa.DecryptOAEP(sha256.New(), nil, priv, st[36:35+n], nil)
+			if err != nil || st[35] != 2 {
+				t.Fatalf("recovering the file key: %v", err)
+			}
+			kh, _ := hkdf.Key(sha256.New, fk, salt, "tokenseal/v1 header", 32)
+			kp, _ := hkdf.Key(sha256.New, fk, salt, "tokenseal/v1 payload", 32)
+			return [][]byte{fk, kh, kp}
+		}
+		st = st[35+n:]
+	}
+	t.Fatal("no stanza for the software key")
+	return nil
+}
+
+// encodings are the forms a secret could leak in.
+func encodings(secret []byte) map[string]string {
+	m := map[string]string{
+		"raw":        string(secret),
+		"hex":        hex.EncodeToString(secret),
+		"HEX":        strings.ToUpper(hex.EncodeToString(secret)),
+		"base64":     base64.StdEncoding.EncodeToString(secret),
+		"base64 raw": base64.RawStdEncoding.EncodeToString(secret),
+		"base64url":  base64.URLEncoding.EncodeToString(secret),
+	}
+	if len(secret) >= 16 { // keys: a leaked part counts too
+		m["hex prefix"] = hex.EncodeToString(secret[:12])
+		m["base64 prefix"] = base64.RawStdEncoding.EncodeToString(secret[:12])
+		m["decimal prefix"] = decimalBytes(secret[:8])
+	}
+	return m
+}
+
+// decimalBytes is how fmt prints a []byte with %v: "[12 34 ...".
+func decimalBytes(b []byte) string {
+	var s []string
+	for _, c := range b {
+		s = append(s, strconv.Itoa(int(c)))
+	}
+	return "[" + strings.Join(s, " ")
+}
+
+func TestSecretsHygiene(t *testing.T) {
+	old := syscall.Umask(0) // the modes must not depend on the umask
+	defer syscall.Umask(old)
+	r := newAdvRig(t)
+
+	blk, _ := pem.Decode(mustRead(t, "../../envelope/testdata/keys/rsa2048-b.pem"))
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	soft := k.(*rsa.PrivateKey)
+	der, _ := x509.MarshalPKIXPublicKey(&soft.PublicKey)
+	softPEM := r.path("soft.pem")
+	os.WriteFile(softPEM, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+
+	plain := bytes.Repeat([]byte("the plaintext is not a secret here "), 3000)
+	signed := r.seal(plain, "--sign-with", "s-p256", "-r", "token:x-p256", "-r", softPEM)
+	softOnly := r.seal(plain, "--anonymous", "-r", softPEM)
+	secrets := map[string][]byte{"PIN": []byte(r.st.PIN), "wrong PIN": []byte("0000-wrong")}
+	for i, s := range recoverFileKey(t, signed, soft) {
+		secrets[[]string{"file key", "header key", "payload key"}[i]] = s
+	}
+	for i, s := range recoverFileKey(t, softOnly, soft) {
+		secrets[[]string{"file key 2", "header key 2", "payload key 2"}[i]] = s
+	}
+
+	write := func(name string, b []byte) string {
+		p := r.path(name)
+		os.WriteFile(p, b, 0o644)
+		return p
+	}
+	good := write("good.tseal", signed)
+	flip := func(b []byte, i int) []byte {
+		b = bytes.Clone(b)
+		b[(i+len(b))%len(b)] ^= 1
+		return b
+	}
+	hl := 13 + (int(signed[10])<<16 | int(signed[11])<<8 | int(signed[12])) + 32
+	outDir := r.path("hygiene-out")
+	os.Mkdir(outDir, 0o700)
+	out := filepath.Join(outDir, "plain")
+
+	type failing struct {
+		name string
+		want int
+		env  map[string]string
+		args []string
+	}
+	cases := []failing{
+		{"wrong PIN", exitToken, map[string]string{"TOKENSEAL_PIN": "0000-wrong"}, []string{"open", "-o", out, good}},
+		{"wrong PIN file", exitToken, map[string]string{"TOKENSEAL_PIN": "", "TOKENSEAL_PIN_FILE": write("pin", []byte("0000-wrong\n"))}, []string{"open", "-o", out, good}},
+		{"tampered payload", exitEnvelope, nil, []string{"open", "-o", out, write("t1.tseal", flip(signed, hl+100))}},
+		{"tampered signature", exitEnvelope, nil, []string{"open", "-o", out, write("t2.tseal", flip(signed, -1))}},
+		{"tampered MAC", exitEnvelope, nil, []string{"open", "-o", out, write("t3.tseal", flip(signed, hl-1))}},
+		{"tampered to stdout", exitEnvelope, nil, []string{"open", write("t4.tseal", flip(signed, hl+100))}},
+		{"truncated", exitEnvelope, nil, []string{"open", "-o", out, write("t5.tseal", signed[:len(signed)-200])}},
+		{"untrusted sender", exitEnvelope, map[string]string{"TOKENSEAL_STATE_DIR": r.path("empty-state")}, []string{"open", "-o", out, good}},
+		{"wrong key", exitEnvelope, nil, []string{"open", "--allow-anonymous", "-o", out, write("soft.tseal", softOnly)}},
+		{"missing module", exitToken, map[string]string{"TOKENSEAL_MODULE": r.path("nope.so")}, []string{"open", "-o", out, good}},
+		{"first open", exitOK, nil, []string{"open", "-o", out, good}},
+		{"replay", exitReplay, nil, []string{"open", "-o", filepath.Join(outDir, "again"), good}},
+		{"replay to stdout", exitReplay, nil, []string{"open", good}},
+	}
+	scanned := 0
+	allowed := map[string]bool{} // what may be in outDir
+	for _, c := range cases {
+		for _, verbose := range []bool{false, true} {
+			if c.want == exitOK && verbose {
+				continue // once only
+			}
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			args := c.args
+			if verbose {
+				args = append([]string{"--verbose"}, args...)
+			}
+			code, stdout, stderr := runCLI(args...)
+			if code != c.want {
+				t.Errorf("%s (verbose %v): exit %d, want %d: %s", c.name, verbose, code, c.want, stderr)
+			}
+			for what, s := range secrets {
+				for enc, v := range encodings(s) {
+					if v != "" && (strings.Contains(stderr, v) || strings.Contains(stdout, v)) {
+						t.Errorf("%s (verbose %v): the %s appears (%s) in the output", c.name, verbose, what, enc)
+					}
+				}
+			}
+			scanned++
+			if c.want == exitOK {
+				allowed["plain"] = true
+			}
+			for _, f := range dirEntries(outDir) {
+				if !allowed[f] {
+					t.Errorf("%s: %s left in the output directory", c.name, f)
+				}
+			}
+			if left := dirEntries(r.path("tmp")); len(left) != 0 {
+				t.Errorf("%s: left in TMPDIR: %v", c.name, left)
+			}
+			t.Setenv("TOKENSEAL_PIN", r.st.PIN)
+			t.Setenv("TOKENSEAL_PIN_FILE", "")
+			t.Setenv("TOKENSEAL_STATE_DIR", filepath.Join(r.dir, "state"))
+			t.Setenv("TOKENSEAL_MODULE", r.st.Module)
+		}
+	}
+	t.Logf("%d runs scanned for %d secrets in %d encodings", scanned, len(secrets), len(encodings([]byte("0123456789abcdef"))))
+
+	// Modes, under umask 0: the plaintext and the state are private.
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, plain) {
+		t.Fatal("plaintext differs")
+	}
+	os.WriteFile(filepath.Join(outDir, "force"), []byte("old"), 0o644)
+	write("anon.tseal", r.seal(plain, "--anonymous", "-r", "token:x-p256"))
+	if code, _, stderr := runCLI("open", "--allow-anonymous", "--force", "-o", filepath.Join(outDir, "force"), r.path("anon.tseal")); code != 0 {
+		t.Fatalf("open --force: %s", stderr)
+	}
+	modes := map[string]fs.FileMode{out: 0o600, filepath.Join(outDir, "force"): 0o600}
+	stateDir := filepath.Join(r.dir, "state")
+	modes[stateDir] = 0o700
+	filepath.WalkDir(stateDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			modes[p] = 0o600
+		}
+		return nil
+	})
+	if len(modes) < 4 {
+		t.Errorf("state directory holds %d files", len(modes)-3)
+	}
+	for p, want := range modes {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), want)
+		}
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
