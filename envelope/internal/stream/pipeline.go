@@ -78,20 +78,30 @@ func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
 			toWrite <- j
 		}
 	}()
-	// Stage C: hash the ciphertext (on another core than the AEAD) and
-	// write, in order.
+	// Stage C: write, in order; then stage D hashes what was written.
+	// SHA-256 is the slowest step of a signed envelope, so it gets a
+	// stage of its own, overlapping the read, the AEAD and the write.
 	var werr error
+	toHash := make(chan *job, inFlight)
 	go func() {
 		defer wg.Done()
+		defer close(toHash)
 		for j := range toWrite {
 			if werr == nil {
-				if w.Hash != nil {
-					w.Hash.Write(j.buf)
-				}
 				if _, err := w.dst.Write(j.buf); err != nil {
 					werr = err
 					halt()
 				}
+			}
+			toHash <- j
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for j := range toHash {
+			if w.Hash != nil {
+				w.Hash.Write(j.buf)
 			}
 			free <- j.buf[:0]
 		}
@@ -221,9 +231,10 @@ func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
 	wg.Add(2)
 
 	// Stage A: read chunks, one byte of lookahead to tell the last one.
+	toHash := make(chan *job, inFlight)
 	go func() {
 		defer wg.Done()
-		defer close(toOpen)
+		defer close(toHash)
 		for {
 			var buf []byte
 			select {
@@ -232,16 +243,25 @@ func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
 				return
 			}
 			j, done := r.readRaw(buf)
-			if j.err == nil && r.Hash != nil {
-				// Hashed here, on another core than the AEAD. A chunk
-				// that fails later has been hashed too; by then the
-				// envelope is refused anyway.
-				r.Hash.Write(j.buf)
-			}
-			toOpen <- j
+			toHash <- j
 			if done {
 				return
 			}
+		}
+	}()
+	// Stage H: hash the ciphertext before it is decrypted in place. SHA-256
+	// is the slowest step of a signed envelope, so it gets a stage of its
+	// own. A chunk that fails later has been hashed too; by then the
+	// envelope is refused anyway.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(toOpen)
+		for j := range toHash {
+			if j.err == nil && r.Hash != nil {
+				r.Hash.Write(j.buf)
+			}
+			toOpen <- j
 		}
 	}()
 	// Stage B: open in place.
