@@ -95,7 +95,15 @@ func rewrap(c *cli.Context) error {
 		defer af.Abort()
 		dst = af
 	}
-	res, err := envelope.Rewrap(dst, src, []envelope.Identity{newTokenIdentity(lt)}, opts)
+	// The progress bar counts the original read; none when the new
+	// envelope goes to the terminal.
+	var p *progress
+	if out != "" || !isTTY(c.App.Writer) {
+		p = newProgress(c, "rewrapping", inputSize(c.App.Reader, in))
+	}
+	defer p.Stop()
+	p.Start()
+	res, err := envelope.Rewrap(dst, p.Reader(src), []envelope.Identity{newTokenIdentity(lt)}, opts)
 	if err != nil {
 		return err
 	}
@@ -104,6 +112,7 @@ func rewrap(c *cli.Context) error {
 			return err
 		}
 	}
+	p.Finish()
 	fmt.Fprintf(c.App.ErrWriter, "tokenseal: rewrapped: %d recipient(s) added, %d removed\n", res.Added, res.Removed)
 	return nil
 }
