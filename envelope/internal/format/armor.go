@@ -166,6 +166,11 @@ func (r *ArmoredReader) next() error {
 	if len(line) == 0 || len(line) > armorCols || len(line)%4 != 0 {
 		return armorErr(fmt.Sprintf("body line of %d characters", len(line)))
 	}
+	// Strict base64 still skips CR (and LF): refuse it here, or a line
+	// padded with CRs would decode to fewer bytes and pass as full.
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return armorErr("CR in a body line")
+	}
 	n, err := b64.Decode(r.buf[:], line)
 	if err != nil {
 		return armorErr("invalid base64")
