@@ -5,6 +5,12 @@
 # without editing this file. Crashers are written by `go test` to the
 # package's testdata/fuzz/<FuzzName>/; the script fails if any target
 # fails. FUZZ_PACKAGES limits the packages (default ./...).
+#
+# Go 1.26's fuzz coordinator can report a bare "context deadline
+# exceeded" failure when -fuzztime ends while a worker is mid-input
+# (go.dev/issue/75804, fixed in Go 1.27). Such a run wrote no failing
+# input and is counted as passed, marked "ok*"; any run that wrote an
+# input to testdata/fuzz fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -17,9 +23,15 @@ for pkg in $pkgs; do
 	for f in $targets; do
 		echo "== $pkg $f ($FUZZTIME)"
 		log=$(mktemp)
+		dir=$($GO list -f '{{.Dir}}' "$pkg")/testdata/fuzz/$f
+		before=$(ls "$dir" 2>/dev/null | sort)
 		start=$(date +%s)
 		if $GO test -run '^$' -fuzz "^${f}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tee "$log"; then
 			status=ok
+		elif [ "$(ls "$dir" 2>/dev/null | sort)" = "$before" ] &&
+			grep -q '^    context deadline exceeded$' "$log" &&
+			! grep -q 'Failing input written' "$log"; then
+			status='ok*'
 		else
 			status=FAIL
 			failed=1
@@ -33,4 +45,7 @@ done
 echo
 echo "== fuzzing summary (FUZZTIME=$FUZZTIME)"
 printf '%s\n' "${summary[@]}"
+if printf '%s\n' "${summary[@]}" | grep -q '^ok\*'; then
+	echo "ok*: stopped by the -fuzztime deadline race of go.dev/issue/75804, no failing input"
+fi
 exit $failed
