@@ -433,7 +433,9 @@ func (s *Store) AcceptBatch(ctx context.Context, items []AcceptItem, window uint
 // returned as the first result and leaves the database as it was.
 func acceptOne(tx *sql.Tx, it AcceptItem, window uint64, now time.Time) (*ReplayError, error) {
 	keyID, stream, serial := it.KeyID, it.Stream, it.Serial
-	if serial == 0 || serial > MaxSerial || stream > MaxSerial {
+	// The stream id is any u64 (FORMAT.md): it is only compared, and is
+	// stored as its int64 bit pattern.
+	if serial == 0 || serial > MaxSerial {
 		return &ReplayError{Serial: serial, Sender: it.Name, TooOld: true}, nil
 	}
 	var highest, floor int64
