@@ -240,7 +240,24 @@ type Token struct {
 }
 
 // Open loads the module, selects the token, logs in and returns it.
-func Open(cfg Config) (_ *Token, err error) {
+func Open(cfg Config) (*Token, error) {
+	t, err := open(cfg, true)
+	if errors.Is(err, errProbe) {
+		// Not found by name alone: the probe finds out why, and lists
+		// the tokens there are.
+		return open(cfg, false)
+	}
+	return t, err
+}
+
+// errProbe sends Open from its fast path back to the probe.
+var errProbe = errors.New("token: probe needed")
+
+// open opens the token. With named, when the token is named by label or
+// serial, it skips the probe (a whole C_Initialize/C_Finalize cycle, which
+// on SoftHSM2 reads every token file) and lets crypto11 find the token; a
+// duplicate label is still refused afterwards.
+func open(cfg Config, named bool) (_ *Token, err error) {
 	label, serial := cfg.Token, cfg.Serial
 	module := cfg.Module
 	pin := cfg.PIN
@@ -279,13 +296,18 @@ func Open(cfg Config) (_ *Token, err error) {
 		}
 	}()
 
-	// (1) Probe: resolve the selector to a serial.
-	ctx, err := loadModule(path)
-	if err != nil {
+	named = named && (label != "" || serial != "")
+	var ctx *pkcs11.Ctx
+	if named {
+		if ctx = pkcs11.New(path); ctx == nil {
+			return nil, fmt.Errorf("%w: cannot load %s", ErrModuleNotFound, path)
+		}
+	} else if ctx, err = loadModule(path); err != nil {
 		return nil, err
 	}
+	// (1) Probe: resolve the selector to a serial.
 	wantLabel, wantSerial := label, serial
-	for attempt := 1; ; attempt++ {
+	for attempt := 1; !named; attempt++ {
 		if attempt > 1 {
 			if ierr := ctx.Initialize(); ierr != nil && !hasCode(ierr, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 				err = p11err("C_Initialize", ierr)
@@ -312,11 +334,11 @@ func Open(cfg Config) (_ *Token, err error) {
 		ctx.Destroy()
 		return nil, err
 	}
-	if serial == "" {
+	if serial == "" && !named {
 		ctx.Destroy()
 		return nil, fmt.Errorf("%w: token %q has no serial number to select it by", ErrTokenNotFound, label)
 	}
-	slog.Debug("token selected", "label", label, "serial", serial)
+	slog.Debug("token selected", "label", label, "serial", serial, "probed", !named)
 
 	// PIN: explicit, then the URI's pin-source, then the prompt.
 	if pin == "" && uri != nil {
@@ -345,11 +367,20 @@ func Open(cfg Config) (_ *Token, err error) {
 	// (2) crypto11 initializes the module and logs in once.
 	var c11 *crypto11.Context
 	for attempt := 1; ; attempt++ {
-		c11, err = crypto11.Configure(&crypto11.Config{Path: path, TokenSerial: serial, Pin: pin, MaxSessions: maxSessions + 1})
+		c11cfg := &crypto11.Config{Path: path, TokenSerial: serial, Pin: pin, MaxSessions: maxSessions + 1}
+		if serial == "" {
+			c11cfg.TokenSerial, c11cfg.TokenLabel = "", label
+		}
+		c11, err = crypto11.Configure(c11cfg)
 		if err == nil {
 			break
 		}
-		err = loginError(ctx, serial, err)
+		err = loginError(ctx, label, serial, err)
+		if named && errors.Is(err, ErrTokenNotFound) {
+			pin = ""
+			ctx.Destroy()
+			return nil, errProbe
+		}
 		// A refused PIN is never retried: each try counts against it.
 		if errors.Is(err, ErrLoginFailed) || !transient(err) || attempt == openAttempts {
 			pin = ""
@@ -370,7 +401,13 @@ func Open(cfg Config) (_ *Token, err error) {
 	toks, err := listTokens(ctx)
 	var info TokenInfo
 	if err == nil {
-		info, err = selectToken(toks, "", serial)
+		if serial != "" {
+			info, err = selectToken(toks, "", serial)
+		} else {
+			// Named by label: crypto11 took the first token of that
+			// label; refuse if there are several.
+			info, err = selectToken(toks, label, "")
+		}
 	}
 	if err != nil {
 		c11.Close()
@@ -407,10 +444,13 @@ func Open(cfg Config) (_ *Token, err error) {
 // loginError explains a failed crypto11.Configure: a C_Login refusal
 // becomes ErrLoginFailed with the token's PIN flags (re-read after the
 // failure); the PIN itself is never part of the message.
-func loginError(ctx *pkcs11.Ctx, serial string, err error) error {
+func loginError(ctx *pkcs11.Ctx, label, serial string, err error) error {
 	code, ok := codeOf(err)
 	if !ok {
 		if strings.Contains(err.Error(), "could not find PKCS#11 token") {
+			if serial == "" {
+				return fmt.Errorf("%w: no token labelled %q", ErrTokenNotFound, label)
+			}
 			return fmt.Errorf("%w: serial %s (it went away while opening)", ErrTokenNotFound, serial)
 		}
 		return fmt.Errorf("%w: opening token: %v", ErrToken, err)
@@ -426,7 +466,7 @@ func loginError(ctx *pkcs11.Ctx, serial string, err error) error {
 	if ierr := ctx.Initialize(); ierr == nil || hasCode(ierr, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		if toks, lerr := listTokens(ctx); lerr == nil {
 			for _, t := range toks {
-				if t.SlotPresent && t.Serial == serial {
+				if t.SlotPresent && (serial != "" && t.Serial == serial || serial == "" && t.Label == label) {
 					flags = pinFlags(t.Flags)
 				}
 			}
