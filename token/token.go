@@ -219,7 +219,9 @@ const maxSessions = 4
 // crypto11 calls C_Initialize itself and does not tolerate
 // CKR_CRYPTOKI_ALREADY_INITIALIZED, and its Close calls C_Finalize. So
 // Open (1) probes with its own context to resolve the selector to a
-// serial and finalizes it, (2) lets crypto11 initialize and log in once,
+// serial and finalizes it (skipped when the token is named by label or
+// serial: crypto11 finds it, and a duplicate label is refused in step 3),
+// (2) lets crypto11 initialize and log in once,
 // (3) initializes its own context again, tolerating
 // CKR_CRYPTOKI_ALREADY_INITIALIZED, and opens sessions on the same slot:
 // PKCS#11 login state is per application, so they are logged in.
