@@ -847,6 +847,20 @@ func (g *gen) all() {
 			return b.String() + armorEnd + "\n"
 		}
 		arm("armor-76-columns", "lines of 76 characters", wrap(76))
+		// Base64 decoders skip CR and LF: 60 characters and 4 CRs make
+		// a line of 64 that decodes, a second armored form.
+		var cr strings.Builder
+		cr.WriteString(armorBegin + "\n")
+		for s := body; len(s) > 0; {
+			k := min(60, len(s))
+			line := s[:k]
+			if k == 60 {
+				line = line[:30] + "\r\r\r\r" + line[30:]
+			}
+			cr.WriteString(line + "\n")
+			s = s[k:]
+		}
+		arm("armor-cr-in-lines", "lines of 60 base64 characters and 4 CRs (which base64 decoders skip)", cr.String()+armorEnd+"\n")
 		arm("armor-60-columns", "lines of 60 characters", wrap(60))
 		arm("armor-short-line-in-middle", "a short line before the last", strings.Replace(a, lines[1], lines[1][:32]+"\n"+lines[1][32:], 1))
 		arm("armor-blank-line", "an empty line inside the body", strings.Replace(a, lines[1]+"\n", lines[1]+"\n\n", 1))
