@@ -129,8 +129,17 @@ func openAction(c *cli.Context) error {
 		return o.openFiles(inputs, []string{out})
 	}
 	outs := make([]string, len(inputs))
+	seen := map[string]string{}
 	for i, in := range inputs {
 		outs[i] = filepath.Join(out, outputName(in))
+		// Refused before anything is opened: the second of two inputs
+		// with one output name would be recorded in the ledger and then
+		// fail (or, with --force, replace the first) at the final path,
+		// its serial burned and a plaintext lost.
+		if prev, ok := seen[outs[i]]; ok {
+			return usageErrorf("inputs %s and %s would both be written to %s", prev, in, outs[i])
+		}
+		seen[outs[i]] = in
 	}
 	return o.openFiles(inputs, outs)
 }
@@ -295,8 +304,17 @@ func (o *opener) openFiles(inputs, outs []string) error {
 			}
 		}()
 	}
+	// Credits bound the reorder buffer: an input is handed out only while
+	// fewer than maxBatch+workers are handed out and not yet committed.
+	// Otherwise a slow early input lets the other workers run through
+	// the rest, each finished envelope waiting with its temporary file
+	// open (or its plaintext in memory). The committer returns credits
+	// and never waits for one, and what is handed out is always a prefix
+	// of order, so the envelope it waits for is already being worked on.
+	credits := make(chan struct{}, maxBatch+workers)
 	go func() {
 		for _, i := range order {
+			credits <- struct{}{}
 			jobs <- i
 		}
 		close(jobs)
@@ -305,8 +323,8 @@ func (o *opener) openFiles(inputs, outs []string) error {
 	}()
 
 	// Commit in the sorted order, whatever order the workers finish in:
-	// a reorder buffer holds what finished early (at most the work in
-	// flight). Each batch is the run of consecutive finished envelopes.
+	// a reorder buffer holds what finished early (at most maxBatch plus
+	// the work in flight, by the credits above). Each batch is the run of consecutive finished envelopes.
 	pos := make([]int, len(inputs)) // input index -> place in order
 	for p, i := range order {
 		pos[i] = p
@@ -323,6 +341,9 @@ func (o *opener) openFiles(inputs, outs []string) error {
 				next++
 			}
 			o.commit(batch, errs)
+			for range batch {
+				<-credits
+			}
 		}
 	}
 	for v := range done {
