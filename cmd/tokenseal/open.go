@@ -266,20 +266,10 @@ func (o *opener) acceptBatch(infos []*envelope.SenderInfo) []error {
 // yet accepted.
 type verified struct {
 	i      int
-	out    string
-	af     *atomicFile // a large plaintext, already in its temporary file
-	plain  []byte      // or a small one, kept in memory
+	af     *atomicFile
 	sender *envelope.SenderInfo
 	err    error
 }
-
-// smallEnvelope is the input size up to which a batch open keeps the
-// plaintext in memory until it is accepted and lets the committer write
-// it: creating files in parallel in one directory contends on the
-// directory's lock (measured: 2,000 creates from 4 goroutines 1.1-1.7 s,
-// one after another 0.2 s). With maxBatch, it bounds that memory to
-// 8 MiB.
-const smallEnvelope = 64 << 10
 
 // openFiles opens envelopes to files. Workers unwrap on the token (several
 // sessions, one login) and decrypt into temporary files in parallel; one
@@ -472,21 +462,11 @@ func (o *opener) verify(i int, in, out string) *verified {
 		v.err = err
 		return v
 	}
-	v.out = out
-	if f, ok := src.(*os.File); ok && !o.sync {
-		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() <= smallEnvelope {
-			var buf bytes.Buffer
-			buf.Grow(int(fi.Size()))
-			if _, err := r.WriteTo(&buf); err != nil {
-				clear(buf.Bytes())
-				v.err = err
-				return v
-			}
-			v.plain, v.sender = buf.Bytes(), r.Sender
-			logOpened(in, &r.Opened)
-			return v
-		}
-	}
+	// The plaintext goes to disk before the ledger hears of the envelope,
+	// so a full disk fails here with the ledger untouched. The output is
+	// an unnamed O_TMPFILE inode where the file system allows it: workers
+	// create them in parallel without contending on the directory, and
+	// only the committer names them.
 	af, err := createOutput(out, o.force, 0o600)
 	if err != nil {
 		v.err = err
@@ -550,30 +530,13 @@ func (o *opener) commit(batch []*verified, errs []error) {
 		switch {
 		case v.err != nil && v.af != nil:
 			v.af.Abort()
-		case v.err != nil:
-		case v.af != nil:
+		case v.err == nil:
 			v.err = v.af.Commit(o.force, o.sync)
-		default:
-			v.err = writeOutput(v.out, v.plain, o.force)
 		}
-		clear(v.plain)
 		errs[v.i] = v.err
 	}
 }
 
-// writeOutput writes an accepted plaintext held in memory through a
-// temporary file renamed into place.
-func writeOutput(out string, plain []byte, force bool) error {
-	af, err := createOutput(out, force, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := af.Write(plain); err != nil {
-		af.Abort()
-		return fmt.Errorf("writing output: %w", err)
-	}
-	return af.Commit(force, false)
-}
 
 // openOne opens one envelope to standard output.
 func (o *opener) openOne(in string) error {
