@@ -537,7 +537,6 @@ func (o *opener) commit(batch []*verified, errs []error) {
 	}
 }
 
-
 // openOne opens one envelope to standard output.
 func (o *opener) openOne(in string) error {
 	src, err := openInput(o.c.App.Reader, in)
