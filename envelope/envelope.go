@@ -24,6 +24,7 @@ package envelope
 
 import (
 	"bufio"
+	"bytes"
 	"crypto"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -331,6 +332,11 @@ type OpenOptions struct {
 	Senders func(KeyID) (crypto.PublicKey, error)
 	// RefuseAnonymous refuses envelopes without a sender signature.
 	RefuseAnonymous bool
+	// KeepFileKey keeps the file key in the Reader after Open, so that
+	// Reopen can read the same envelope again without unwrapping it again
+	// (a caller that verifies a whole envelope before releasing it reads
+	// it twice). Close wipes it.
+	KeepFileKey bool
 }
 
 // ErrUnknownSender is what OpenOptions.Senders returns for a key it does
@@ -345,7 +351,39 @@ type Reader struct {
 	err  error
 	hold *holdback
 	hash hash.Hash
-	head []byte // SHA-256 of the header
+	head []byte  // SHA-256 of the header
+	kept *opened // with OpenOptions.KeepFileKey
+}
+
+// Reopen reads the same envelope again from src, which must start with the
+// very same header (a spooled copy), without unwrapping the file key
+// again. The Reader must come from Open with OpenOptions.KeepFileKey. The
+// new Reader verifies everything again, as the first did.
+func (r *Reader) Reopen(src io.Reader) (*Reader, error) {
+	if r.kept == nil {
+		return nil, errors.New("envelope: Reopen needs OpenOptions.KeepFileKey")
+	}
+	in, armored := unarmor(src)
+	_, raw, err := format.ReadHeader(in)
+	if err != nil {
+		return nil, wrapReject(err)
+	}
+	if !bytes.Equal(raw, r.kept.raw) || armored != r.kept.armored {
+		return nil, rejected("reopened envelope has another header")
+	}
+	o := *r.kept
+	o.in = in
+	return o.reader(nil)
+}
+
+// Close wipes a file key kept for Reopen. It is safe to call on any
+// Reader.
+func (r *Reader) Close() error {
+	if r.kept != nil {
+		r.kept.wipe()
+		r.kept = nil
+	}
+	return nil
 }
 
 // Read returns authenticated plaintext. Every error after the first is the
@@ -416,8 +454,27 @@ func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, err
 	if err != nil {
 		return nil, err
 	}
-	defer o.wipe()
-	return o.reader(nil)
+	if opts == nil || !opts.KeepFileKey {
+		defer o.wipe()
+		return o.reader(nil)
+	}
+	r, err := o.reader(nil)
+	if err != nil {
+		o.wipe()
+		return nil, err
+	}
+	r.kept = o
+	return r, nil
+}
+
+// unarmor returns the binary envelope of src, armored or not.
+func unarmor(src io.Reader) (io.Reader, bool) {
+	br := bufio.NewReaderSize(src, 64<<10)
+	peek, _ := br.Peek(len(format.ArmorBegin))
+	if format.IsArmored(peek) {
+		return bufio.NewReaderSize(format.NewArmoredReader(br), 64<<10), true
+	}
+	return br, false
 }
 
 // opened is an envelope whose header authenticated under its file key.
@@ -442,13 +499,7 @@ func openHeader(src io.Reader, identities []Identity, opts *OpenOptions) (*opene
 	if opts == nil {
 		opts = &OpenOptions{}
 	}
-	br := bufio.NewReaderSize(src, 64<<10)
-	peek, _ := br.Peek(len(format.ArmorBegin))
-	var in io.Reader = br
-	armored := format.IsArmored(peek)
-	if armored {
-		in = bufio.NewReaderSize(format.NewArmoredReader(br), 64<<10)
-	}
+	in, armored := unarmor(src)
 	h, raw, err := format.ReadHeader(in)
 	if err != nil {
 		return nil, wrapReject(err)

@@ -561,14 +561,18 @@ func (o *opener) toStdout(src io.Reader) error {
 	os.Remove(spool.Name())
 	defer spool.Close()
 
-	r, err := envelope.Open(io.TeeReader(o.prog.Reader(src), spool), o.ids, o.opts)
+	tee := &switchWriter{w: spool}
+	opts := *o.opts
+	opts.KeepFileKey = true
+	r, err := envelope.Open(io.TeeReader(o.prog.Reader(src), tee), o.ids, &opts)
 	o.prog.Start() // after any PIN prompt
 	if err != nil {
 		return err
 	}
+	defer r.Close()
 	if r.Sender == nil {
 		// Anonymous (allowed): stream directly, no spool needed.
-		spool.Close()
+		tee.w = io.Discard
 		_, err := r.WriteTo(o.c.App.Writer)
 		return err
 	}
@@ -583,10 +587,17 @@ func (o *opener) toStdout(src io.Reader) error {
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("reading spool file: %w", err)
 	}
-	r2, err := envelope.Open(o.prog.Reader(spool), o.ids, o.opts)
+	// The second pass reuses the file key: no second unwrap on the token
+	// after the ledger has counted the envelope.
+	r2, err := r.Reopen(o.prog.Reader(spool))
 	if err != nil {
 		return err
 	}
 	_, err = r2.WriteTo(o.c.App.Writer)
 	return err
 }
+
+// switchWriter is a writer whose destination can be changed.
+type switchWriter struct{ w io.Writer }
+
+func (s *switchWriter) Write(p []byte) (int, error) { return s.w.Write(p) }

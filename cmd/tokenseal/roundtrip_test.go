@@ -189,3 +189,51 @@ func TestCLITamperMatrix(t *testing.T) {
 	}
 	t.Logf("%d tampered envelopes refused with exit 4", cases)
 }
+
+// Opening to stdout, anonymous (streamed) and signed (verified whole,
+// then decrypted again from the spool with the kept file key), for an
+// envelope of several chunks: the bytes on stdout are the plaintext.
+func TestStdoutMultiChunk(t *testing.T) {
+	f := newTokenFixture(t)
+	f.tok.Close()
+	dir := t.TempDir()
+	t.Setenv("SOFTHSM2_CONF", f.st.Conf)
+	t.Setenv("TOKENSEAL_MODULE", f.st.Module)
+	t.Setenv("TOKENSEAL_TOKEN", f.st.Label)
+	t.Setenv("TOKENSEAL_PIN", f.st.PIN)
+	t.Setenv("TOKENSEAL_STATE_DIR", filepath.Join(dir, "state"))
+	plainPath := filepath.Join(dir, "plain")
+	plain := make([]byte, 5*65536+123)
+	rand.Read(plain)
+	os.WriteFile(plainPath, plain, 0o644)
+	tok, err := token.Open(token.Config{Module: f.st.Module, Token: f.st.Label, PIN: f.st.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tok.GenerateKey("signer", "p256", token.UsageSign); err != nil {
+		t.Fatal(err)
+	}
+	tok.Close()
+	if code, _, stderr := runCLI("key", "export", "--label", "signer", "-o", filepath.Join(dir, "signer.pem")); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, _, stderr := runCLI("trust", "add", "me", filepath.Join(dir, "signer.pem")); code != 0 {
+		t.Fatal(stderr)
+	}
+	for _, args := range [][]string{
+		{"--anonymous"},
+		{"--sign-with", "signer"},
+		{"--sign-with", "signer", "--armor"},
+	} {
+		env := filepath.Join(dir, "env")
+		os.Remove(env)
+		sealArgs := append([]string{"seal", "-r", "token:k-p256", "-o", env}, args...)
+		if code, _, stderr := runCLI(append(sealArgs, plainPath)...); code != 0 {
+			t.Fatalf("seal %v: %s", args, stderr)
+		}
+		code, stdout, stderr := runCLI("open", "--allow-anonymous", env)
+		if code != 0 || stdout != string(plain) {
+			t.Fatalf("open %v to stdout: exit %d, %d bytes, %s", args, code, len(stdout), stderr)
+		}
+	}
+}
