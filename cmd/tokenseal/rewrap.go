@@ -86,14 +86,25 @@ func rewrap(c *cli.Context) error {
 		return err
 	}
 	defer src.Close()
-	var dst io.Writer = c.App.Writer
+	// The new envelope is written only once the original verified: to a
+	// temporary file beside OUT, or for stdout to an unlinked spool file
+	// copied out afterwards.
+	var dst io.Writer
 	var af *atomicFile
+	var spool *os.File
 	if out != "" {
 		if af, err = createOutput(out, c.Bool("force"), 0o644); err != nil {
 			return err
 		}
 		defer af.Abort()
 		dst = af
+	} else {
+		if spool, err = os.CreateTemp("", "tokenseal-rewrap-*"); err != nil {
+			return fmt.Errorf("creating spool file: %w", err)
+		}
+		os.Remove(spool.Name())
+		defer spool.Close()
+		dst = spool
 	}
 	// The progress bar counts the original read; none when the new
 	// envelope goes to the terminal.
@@ -109,6 +120,14 @@ func rewrap(c *cli.Context) error {
 	}
 	if af != nil {
 		if err := af.Commit(c.Bool("force"), c.Bool("sync")); err != nil {
+			return err
+		}
+	}
+	if spool != nil {
+		if _, err := spool.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("reading spool file: %w", err)
+		}
+		if _, err := io.Copy(c.App.Writer, spool); err != nil {
 			return err
 		}
 	}
