@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,25 +41,39 @@ func createOutput(path string, force bool, perm os.FileMode) (*atomicFile, error
 		}
 	}
 	dir := filepath.Dir(path)
+	// perm is the most the file gets; the umask still applies, as for
+	// any file a program creates (0600 plaintext stays 0600 or less).
 	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(perm.Perm()))
 	if err == nil {
-		// The umask applies to O_TMPFILE too; set the mode exactly.
-		if err := unix.Fchmod(fd, uint32(perm.Perm())); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("creating output: %w", err)
-		}
 		return &atomicFile{File: os.NewFile(uintptr(fd), path), final: path, unnamed: true}, nil
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tokenseal-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating output: %w", err)
 	}
-	if err := f.Chmod(perm); err != nil {
+	if err := f.Chmod(perm &^ umask()); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("creating output: %w", err)
 	}
 	return &atomicFile{File: f, final: path}, nil
+}
+
+// umask returns the process's umask, read from /proc/self/status (setting
+// it to read it would race with other threads creating files); 022 when
+// unknown.
+func umask() os.FileMode {
+	b, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return os.FileMode(m)
+				}
+			}
+		}
+	}
+	return 0o022
 }
 
 type outputNotRegularError struct{ path string }
