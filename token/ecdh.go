@@ -97,11 +97,7 @@ func (k *Key) ECDH(peer []byte) ([]byte, error) {
 		k.t.mechMu.Lock()
 		k.t.deriveVL = mode
 		k.t.mechMu.Unlock()
-		defer func() {
-			if err := k.t.ctx.DestroyObject(sh, obj); err != nil {
-				slog.Warn("destroying derived session key", "err", p11err("C_DestroyObject", err))
-			}
-		}()
+		defer k.t.destroySecret(sh, obj)
 		v, err := readValue(k.t.ctx, sh, obj)
 		if err != nil {
 			return err

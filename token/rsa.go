@@ -141,11 +141,7 @@ func (k *Key) unwrapOAEP(h crypto.Hash, ct []byte) ([]byte, error) {
 		if err != nil {
 			return classify("C_UnwrapKey", err)
 		}
-		defer func() {
-			if err := k.t.ctx.DestroyObject(sh, obj); err != nil {
-				slog.Warn("destroying unwrapped session key", "err", p11err("C_DestroyObject", err))
-			}
-		}()
+		defer k.t.destroySecret(sh, obj)
 		out, err = readValue(k.t.ctx, sh, obj)
 		return err
 	})

@@ -235,7 +235,8 @@ type Token struct {
 	closed   bool
 	open     []pkcs11.SessionHandle // every session we opened
 	idle     chan pkcs11.SessionHandle
-	slots    chan struct{} // capacity maxSessions: one token per open session
+	slots    chan struct{}                 // capacity maxSessions: one token per open session
+	tainted  map[pkcs11.SessionHandle]bool // sessions to close, not reuse
 	mechMu   sync.Mutex
 	mechs    map[uint]*pkcs11.MechanismInfo
 	deriveVL int // ECDH template: 0 unknown, 1 with CKA_VALUE_LEN, 2 without
@@ -531,7 +532,16 @@ func (t *Token) withSession(f func(pkcs11.SessionHandle) error) error {
 		}
 	}
 	err := f(sh)
-	if hasCode(err, pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED) {
+	t.mu.Lock()
+	tainted := t.tainted[sh]
+	delete(t.tainted, sh)
+	t.mu.Unlock()
+	if tainted {
+		// It may still hold a secret session object: closing the session
+		// destroys every object in it.
+		_ = t.ctx.CloseSession(sh)
+	}
+	if tainted || hasCode(err, pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED) {
 		t.mu.Lock()
 		for i, s := range t.open {
 			if s == sh {
@@ -545,6 +555,21 @@ func (t *Token) withSession(f func(pkcs11.SessionHandle) error) error {
 	}
 	t.idle <- sh
 	return err
+}
+
+// destroySecret destroys a session object that holds key material. If the
+// token refuses, the session is closed instead of going back to the pool
+// (closing a session destroys its objects).
+func (t *Token) destroySecret(sh pkcs11.SessionHandle, obj pkcs11.ObjectHandle) {
+	if err := t.ctx.DestroyObject(sh, obj); err != nil {
+		slog.Warn("destroying a session key failed; closing its session", "err", p11err("C_DestroyObject", err))
+		t.mu.Lock()
+		if t.tainted == nil {
+			t.tainted = map[pkcs11.SessionHandle]bool{}
+		}
+		t.tainted[sh] = true
+		t.mu.Unlock()
+	}
 }
 
 // Close closes our sessions, then crypto11 (which finalizes the module),
