@@ -303,6 +303,15 @@ rss tokenseal-seal "${seal[@]}" -o "$enc.2" "$in"
 "$work/fresh-state" "$so"
 rss tokenseal-open "${open[@]}" -o "$dec" "$enc"
 rm -f "$dec" "$enc.2"
+
+# The same without a sender signature: no SHA-256 over the ciphertext, so
+# this is the cost of the envelope itself (AES-GCM STREAM, I/O, pipeline).
+aseal=("$ts" seal --anonymous -r "$ec")
+aopen=("$ts" open --allow-anonymous --state-dir "$so" --force)
+hf tokenseal-seal-anon "$runs" "$warmup" "$penc" "$(printf '%q ' "${aseal[@]}") -o $qenc $qin"
+hf tokenseal-open-anon "$runs" "$warmup" "$pdec" "$(printf '%q ' "${aopen[@]}") -o $qdec $qenc"
+same tokenseal-anon "$in" "$dec"
+rm -f "$dec"
 rss tokenseal-seal-stdio "${seal[@]}" <"$in" >"$enc.2"
 rm -f "$enc.2"
 "$work/fresh-state" "$so"
@@ -437,6 +446,7 @@ row "age $("$bin/age" --version) (X25519)" "$(mbs "${MED[age-enc]:-}" "$size")" 
 row "gpg (RSA-3072, AES-256, no compression)" "$(mbs "${MED[gpg-enc]:-}" "$size")" "$(mbs "${MED[gpg-dec]:-}" "$size")" "$(rssboth gpg-enc gpg-dec)"
 row "openssl cms (AES-256-GCM, RSA-OAEP) on $(mib "$cms_size")" "$(mbs "${MED[cms-enc]:-}" "$cms_size")" "$(mbs "${MED[cms-dec]:-}" "$cms_size")" "$(rssboth cms-enc cms-dec)"
 row "**tokenseal** seal (signed, p256) / open" "$(mbs "${MED[tokenseal-seal]:-}" "$size")" "$(mbs "${MED[tokenseal-open]:-}" "$size")" "$(rssboth tokenseal-seal tokenseal-open)"
+row "tokenseal --anonymous seal / open (no signature)" "$(mbs "${MED[tokenseal-seal-anon]:-}" "$size")" "$(mbs "${MED[tokenseal-open-anon]:-}" "$size")" -
 row "tokenseal, stdin → stdout" - - "$(rssboth tokenseal-seal-stdio tokenseal-open-stdio)"
 row "tokenseal, 0-byte input" - - "$(rssboth tokenseal-seal-0B tokenseal-open-0B)"
 
