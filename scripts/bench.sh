@@ -308,10 +308,11 @@ rm -f "$dec" "$enc.2"
 # this is the cost of the envelope itself (AES-GCM STREAM, I/O, pipeline).
 aseal=("$ts" seal --anonymous -r "$ec")
 aopen=("$ts" open --allow-anonymous --state-dir "$so" --force)
-hf tokenseal-seal-anon "$runs" "$warmup" "$penc" "$(printf '%q ' "${aseal[@]}") -o $qenc $qin"
-hf tokenseal-open-anon "$runs" "$warmup" "$pdec" "$(printf '%q ' "${aopen[@]}") -o $qdec $qenc"
+qanon=$(q "$enc.anon")
+hf tokenseal-seal-anon "$runs" "$warmup" "rm -f $qanon" "$(printf '%q ' "${aseal[@]}") -o $qanon $qin"
+hf tokenseal-open-anon "$runs" "$warmup" "$pdec" "$(printf '%q ' "${aopen[@]}") -o $qdec $qanon"
 same tokenseal-anon "$in" "$dec"
-rm -f "$dec"
+rm -f "$dec" "$enc.anon"
 rss tokenseal-seal-stdio "${seal[@]}" <"$in" >"$enc.2"
 rm -f "$enc.2"
 "$work/fresh-state" "$so"
