@@ -314,7 +314,8 @@ func (o *opener) openFiles(inputs, outs []string) error {
 
 	// Commit in the sorted order, whatever order the workers finish in:
 	// a reorder buffer holds what finished early (at most maxBatch plus
-	// the work in flight, by the credits above). Each batch is the run of consecutive finished envelopes.
+	// the work in flight, by the credits above). Each batch is the run of
+	// consecutive finished envelopes.
 	pos := make([]int, len(inputs)) // input index -> place in order
 	for p, i := range order {
 		pos[i] = p
