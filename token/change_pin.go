@@ -28,12 +28,8 @@ func ChangePIN(cfg Config, newPIN func() (string, error)) (TokenInfo, error) {
 	if err != nil {
 		return TokenInfo{}, err
 	}
-	path, err := FindModule(module)
+	path, err := findAndClaim(module)
 	if err != nil {
-		return TokenInfo{}, err
-	}
-	slog.Debug("pkcs11 module", "path", path, "probed", module == "")
-	if err := claimModule(path); err != nil {
 		return TokenInfo{}, err
 	}
 	defer releaseModule(path)

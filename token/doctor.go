@@ -226,33 +226,6 @@ func (d *Diagnosis) Capability(name string) *CapabilityResult {
 	return nil
 }
 
-// resolveSelector applies a pkcs11: URI in cfg.Token as [Open] does: the
-// label, serial and module-path it names.
-func resolveSelector(cfg Config) (module, label, serial string, uri *URI, err error) {
-	module, label, serial = cfg.Module, cfg.Token, cfg.Serial
-	if !strings.HasPrefix(strings.ToLower(cfg.Token), "pkcs11:") {
-		return module, label, serial, nil, nil
-	}
-	uri, err = ParseURI(cfg.Token)
-	if err != nil {
-		return "", "", "", nil, err
-	}
-	label = uri.TokenLabel()
-	if s := uri.Serial(); s != "" {
-		if serial != "" && serial != s {
-			return "", "", "", nil, fmt.Errorf("%w: serial differs from the one given", ErrBadURI)
-		}
-		serial = s
-	}
-	if mp := uri.ModulePath(); mp != "" {
-		if module != "" && module != mp {
-			return "", "", "", nil, fmt.Errorf("%w: module-path %s differs from the module given (%s)", ErrBadURI, mp, module)
-		}
-		module = mp
-	}
-	return module, label, serial, uri, nil
-}
-
 // Diagnose reports what the module and token chosen by cfg offer
 // tokenseal. It never fails: what goes wrong is in the report's Problems.
 //
@@ -647,7 +620,7 @@ func (k *Key) trialOAEPPath(h crypto.Hash) (string, error) {
 	if err := k.checkRSA(ct); err != nil {
 		return "", err
 	}
-	for _, p := range []string{PathUnwrap, PathDecrypt, PathRaw} { // DecryptOAEP's order
+	for _, p := range oaepPaths {
 		pt, err := k.oaepVia(p, h, ct)
 		if errors.Is(err, errNextPath) {
 			continue
@@ -681,15 +654,6 @@ func oaepTrialInput(k *Key, h crypto.Hash) (secret, ct []byte, err error) {
 	return secret, ct, nil
 }
 
-func oaepMechanism(h crypto.Hash) ([]*pkcs11.Mechanism, error) {
-	hm, mgf, err := oaepParams(h)
-	if err != nil {
-		return nil, err
-	}
-	return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_OAEP,
-		pkcs11.NewOAEPParams(hm, mgf, pkcs11.CKZ_DATA_SPECIFIED, nil))}, nil
-}
-
 // trialUnwrap: C_UnwrapKey with CKM_RSA_PKCS_OAEP into a session secret,
 // read back and destroyed, as the unwrap path does.
 func trialUnwrap(k *Key, h crypto.Hash) error {
@@ -702,15 +666,7 @@ func trialUnwrap(k *Key, h crypto.Hash) error {
 	if err != nil {
 		return err
 	}
-	tmpl := []*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
-		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
-		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_LABEL, doctorLabel),
-	}
+	tmpl := unwrapTemplate(pkcs11.NewAttribute(pkcs11.CKA_LABEL, doctorLabel))
 	return k.t.withSession(func(sh pkcs11.SessionHandle) error {
 		obj, err := k.t.ctx.UnwrapKey(sh, mech, k.priv, ct, tmpl)
 		if err != nil {

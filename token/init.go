@@ -2,7 +2,6 @@ package token
 
 import (
 	"fmt"
-	"log/slog"
 
 	"github.com/miekg/pkcs11"
 )
@@ -23,12 +22,8 @@ func InitToken(module, label, soPIN, userPIN string) (TokenInfo, error) {
 	if soPIN == "" || userPIN == "" {
 		return TokenInfo{}, fmt.Errorf("%w: init token needs an so pin and a user pin", ErrNoPIN)
 	}
-	path, err := FindModule(module)
+	path, err := findAndClaim(module)
 	if err != nil {
-		return TokenInfo{}, err
-	}
-	slog.Debug("pkcs11 module", "path", path, "probed", module == "")
-	if err := claimModule(path); err != nil {
 		return TokenInfo{}, err
 	}
 	defer releaseModule(path)

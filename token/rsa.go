@@ -57,7 +57,7 @@ func (k *Key) DecryptOAEP(h crypto.Hash, ciphertext []byte) ([]byte, error) {
 	if _, _, err := oaepParams(h); err != nil {
 		return nil, err
 	}
-	for _, p := range []string{PathUnwrap, PathDecrypt, PathRaw} {
+	for _, p := range oaepPaths {
 		pt, err := k.oaepVia(p, h, ciphertext)
 		if errors.Is(err, errNextPath) {
 			continue
@@ -121,22 +121,44 @@ func classify(op string, err error) error {
 	return p11err(op, err)
 }
 
-func (k *Key) unwrapOAEP(h crypto.Hash, ct []byte) ([]byte, error) {
-	hm, mgf, _ := oaepParams(h)
-	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_OAEP,
-		pkcs11.NewOAEPParams(hm, mgf, pkcs11.CKZ_DATA_SPECIFIED, nil))}
-	// Every attribute explicit; no CKA_VALUE_LEN (SoftHSM2 refuses it for
-	// an unwrap: the length comes from the wrapped data).
-	tmpl := []*pkcs11.Attribute{
+// oaepPaths is the order in which DecryptOAEP tries the token's ways of
+// undoing RSA-OAEP (doctor reports the first that works the same way).
+var oaepPaths = []string{PathUnwrap, PathDecrypt, PathRaw}
+
+// oaepMechanism is CKM_RSA_PKCS_OAEP with hash as digest and MGF1 digest
+// and an empty label given as CKZ_DATA_SPECIFIED (SoftHSM2 needs it).
+func oaepMechanism(h crypto.Hash) ([]*pkcs11.Mechanism, error) {
+	hm, mgf, err := oaepParams(h)
+	if err != nil {
+		return nil, err
+	}
+	return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_OAEP,
+		pkcs11.NewOAEPParams(hm, mgf, pkcs11.CKZ_DATA_SPECIFIED, nil))}, nil
+}
+
+// unwrapTemplate is the template of an unwrapped file key: a session
+// object whose value the host may read. Every attribute is explicit; no
+// CKA_VALUE_LEN (SoftHSM2 refuses it for an unwrap: the length comes from
+// the wrapped data).
+func unwrapTemplate(extra ...*pkcs11.Attribute) []*pkcs11.Attribute {
+	return append([]*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
 		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+	}, extra...)
+}
+
+func (k *Key) unwrapOAEP(h crypto.Hash, ct []byte) ([]byte, error) {
+	mech, err := oaepMechanism(h)
+	if err != nil {
+		return nil, err
 	}
+	tmpl := unwrapTemplate()
 	var out []byte
-	err := k.t.withSession(func(sh pkcs11.SessionHandle) error {
+	err = k.t.withSession(func(sh pkcs11.SessionHandle) error {
 		obj, err := k.t.ctx.UnwrapKey(sh, mech, k.priv, ct, tmpl)
 		if err != nil {
 			return classify("C_UnwrapKey", err)

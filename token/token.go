@@ -70,6 +70,20 @@ var (
 	inUse   = map[string]bool{}
 )
 
+// findAndClaim finds the module (see [FindModule]), says which at
+// --verbose, and claims it for this process; the caller releases it.
+func findAndClaim(module string) (string, error) {
+	path, err := FindModule(module)
+	if err != nil {
+		return "", err
+	}
+	slog.Debug("pkcs11 module", "path", path, "probed", module == "")
+	if err := claimModule(path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
 func claimModule(path string) error {
 	inUseMu.Lock()
 	defer inUseMu.Unlock()
@@ -131,13 +145,9 @@ func listTokens(ctx *pkcs11.Ctx) ([]TokenInfo, error) {
 // ListTokens loads the module (see [FindModule]) and lists its slots and
 // tokens. It does not log in. It returns the module path used.
 func ListTokens(module string) (string, []TokenInfo, error) {
-	path, err := FindModule(module)
+	path, err := findAndClaim(module)
 	if err != nil {
 		return "", nil, err
-	}
-	slog.Debug("pkcs11 module", "path", path, "probed", module == "")
-	if err := claimModule(path); err != nil {
-		return path, nil, err
 	}
 	defer releaseModule(path)
 	ctx, err := loadModule(path)
@@ -253,6 +263,33 @@ func Open(cfg Config) (*Token, error) {
 	return t, err
 }
 
+// resolveSelector applies a pkcs11: URI in cfg.Token, for [Open] and the
+// other entry points: the label, serial and module-path it names.
+func resolveSelector(cfg Config) (module, label, serial string, uri *URI, err error) {
+	module, label, serial = cfg.Module, cfg.Token, cfg.Serial
+	if !strings.HasPrefix(strings.ToLower(cfg.Token), "pkcs11:") {
+		return module, label, serial, nil, nil
+	}
+	uri, err = ParseURI(cfg.Token)
+	if err != nil {
+		return "", "", "", nil, err
+	}
+	label = uri.TokenLabel()
+	if s := uri.Serial(); s != "" {
+		if serial != "" && serial != s {
+			return "", "", "", nil, fmt.Errorf("%w: serial differs from the one given", ErrBadURI)
+		}
+		serial = s
+	}
+	if mp := uri.ModulePath(); mp != "" {
+		if module != "" && module != mp {
+			return "", "", "", nil, fmt.Errorf("%w: module-path %s differs from the module given (%s)", ErrBadURI, mp, module)
+		}
+		module = mp
+	}
+	return module, label, serial, uri, nil
+}
+
 // errProbe sends Open from its fast path back to the probe.
 var errProbe = errors.New("token: probe needed")
 
@@ -261,36 +298,13 @@ var errProbe = errors.New("token: probe needed")
 // on SoftHSM2 reads every token file) and lets crypto11 find the token; a
 // duplicate label is still refused afterwards.
 func open(cfg Config, named bool) (_ *Token, err error) {
-	label, serial := cfg.Token, cfg.Serial
-	module := cfg.Module
-	pin := cfg.PIN
-	var uri *URI
-	if strings.HasPrefix(strings.ToLower(cfg.Token), "pkcs11:") {
-		u, err := ParseURI(cfg.Token)
-		if err != nil {
-			return nil, err
-		}
-		uri = u
-		label = u.TokenLabel()
-		if s := u.Serial(); s != "" {
-			if serial != "" && serial != s {
-				return nil, fmt.Errorf("%w: serial differs from the one given", ErrBadURI)
-			}
-			serial = s
-		}
-		if mp := u.ModulePath(); mp != "" {
-			if module != "" && module != mp {
-				return nil, fmt.Errorf("%w: module-path %s differs from the module given (%s)", ErrBadURI, mp, module)
-			}
-			module = mp
-		}
-	}
-	path, err := FindModule(module)
+	module, label, serial, uri, err := resolveSelector(cfg)
 	if err != nil {
 		return nil, err
 	}
-	slog.Debug("pkcs11 module", "path", path, "probed", module == "")
-	if err := claimModule(path); err != nil {
+	pin := cfg.PIN
+	path, err := findAndClaim(module)
+	if err != nil {
 		return nil, err
 	}
 	defer func() {
