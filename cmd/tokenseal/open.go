@@ -76,39 +76,17 @@ func openAction(c *cli.Context) error {
 			return usageErrorf("with several inputs, -o must name an existing directory")
 		}
 	}
-	o := &opener{
-		c:       c,
-		lt:      &lazyToken{c: c},
-		extra:   map[envelope.KeyID]crypto.PublicKey{},
-		trusted: map[envelope.KeyID]crypto.PublicKey{},
-		names:   map[envelope.KeyID]string{},
-		force:   c.Bool("force"),
-		sync:    c.Bool("sync"),
-		window:  c.Uint64("window"),
-	}
-	if o.window == 0 {
+	if c.Uint64("window") == 0 {
 		return usageErrorf("--window must be at least 1")
 	}
-	defer o.lt.Close()
-	defer func() {
-		if o.st != nil {
-			o.st.Close()
-		}
-	}()
-	o.ids = []envelope.Identity{newTokenIdentity(o.lt)}
-	for _, f := range c.StringSlice("sender") {
-		pub, err := readPublicKey(f)
-		if err != nil {
-			return fmt.Errorf("sender %s: %w", f, err)
-		}
-		id, err := envelope.KeyIDOf(pub)
-		if err != nil {
-			return fmt.Errorf("sender %s: %w", f, err)
-		}
-		o.extra[id] = pub
-		o.names[id] = f
+	lt := &lazyToken{c: c}
+	defer lt.Close()
+	o, err := newOpener(c, lt)
+	if err != nil {
+		return err
 	}
-	o.opts = &envelope.OpenOptions{RefuseAnonymous: !c.Bool("allow-anonymous"), Senders: o.sender}
+	defer o.close()
+	o.force, o.sync, o.window = c.Bool("force"), c.Bool("sync"), c.Uint64("window")
 
 	// The progress bar counts ciphertext read; none when the plaintext
 	// goes to the terminal.
@@ -168,6 +146,42 @@ func outputName(in string) string {
 		}
 	}
 	return b + ".out"
+}
+
+// newOpener prepares what opening shares across inputs (open, and rewrap
+// for its original): the token identity, and the senders it trusts — the
+// --sender keys first, then the state directory's trusted senders —
+// refusing anonymous envelopes unless --allow-anonymous.
+func newOpener(c *cli.Context, lt *lazyToken) (*opener, error) {
+	o := &opener{
+		c:       c,
+		lt:      lt,
+		ids:     []envelope.Identity{newTokenIdentity(lt)},
+		extra:   map[envelope.KeyID]crypto.PublicKey{},
+		trusted: map[envelope.KeyID]crypto.PublicKey{},
+		names:   map[envelope.KeyID]string{},
+	}
+	for _, f := range c.StringSlice("sender") {
+		pub, err := readPublicKey(f)
+		if err != nil {
+			return nil, fmt.Errorf("sender %s: %w", f, err)
+		}
+		id, err := envelope.KeyIDOf(pub)
+		if err != nil {
+			return nil, fmt.Errorf("sender %s: %w", f, err)
+		}
+		o.extra[id] = pub
+		o.names[id] = f
+	}
+	o.opts = &envelope.OpenOptions{RefuseAnonymous: !c.Bool("allow-anonymous"), Senders: o.sender}
+	return o, nil
+}
+
+// close closes the state database if it was opened.
+func (o *opener) close() {
+	if o.st != nil {
+		o.st.Close()
+	}
 }
 
 func (o *opener) store() (*state.Store, error) {
@@ -441,15 +455,9 @@ func (o *opener) verify(i int, in, out string) *verified {
 		v.err = usageErrorf("input and output are the same file")
 		return v
 	}
-	if fi, err := os.Lstat(out); err == nil {
-		if !fi.Mode().IsRegular() {
-			v.err = &outputNotRegularError{out}
-			return v
-		}
-		if !o.force {
-			v.err = &outputExistsError{out}
-			return v
-		}
+	if err := checkOutput(out, o.force); err != nil {
+		v.err = err
+		return v
 	}
 	src, err := openInput(o.c.App.Reader, in)
 	if err != nil {
@@ -555,11 +563,10 @@ func (o *opener) openOne(in string) error {
 // already-unlinked spool file (ciphertext only), then decrypted from the
 // spool: no plaintext is released before the envelope is accepted.
 func (o *opener) toStdout(src io.Reader) error {
-	spool, err := os.CreateTemp("", "tokenseal-spool-*")
+	spool, err := newSpool()
 	if err != nil {
-		return fmt.Errorf("creating spool file: %w", err)
+		return err
 	}
-	os.Remove(spool.Name())
 	defer spool.Close()
 
 	tee := &switchWriter{w: spool}

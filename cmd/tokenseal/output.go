@@ -26,19 +26,27 @@ type atomicFile struct {
 	done    bool
 }
 
+// checkOutput refuses an existing path unless force, and whatever is not
+// a regular file even with force: renaming over a device, a FIFO or a
+// symlink would replace it (as root, /dev/null itself). Callers run it
+// before expensive work too, so that a doomed output costs nothing.
+func checkOutput(path string, force bool) error {
+	if fi, err := os.Lstat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			return &outputNotRegularError{path}
+		}
+		if !force {
+			return &outputExistsError{path}
+		}
+	}
+	return nil
+}
+
 // createOutput creates the temporary file for path with mode perm. It
 // refuses an existing path unless force.
 func createOutput(path string, force bool, perm os.FileMode) (*atomicFile, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		// Renaming over a device, a FIFO or a symlink would replace it
-		// (as root, /dev/null itself): refuse whatever is not a regular
-		// file, even with --force.
-		if !fi.Mode().IsRegular() {
-			return nil, &outputNotRegularError{path}
-		}
-		if !force {
-			return nil, &outputExistsError{path}
-		}
+	if err := checkOutput(path, force); err != nil {
+		return nil, err
 	}
 	dir := filepath.Dir(path)
 	// perm is the most the file gets; the umask still applies, as for
@@ -194,6 +202,18 @@ func (a *atomicFile) Abort() {
 	if !a.unnamed {
 		os.Remove(a.Name())
 	}
+}
+
+// newSpool creates a private temporary file in $TMPDIR that is already
+// unlinked: it vanishes with the process, whatever happens. Spools hold
+// ciphertext only.
+func newSpool() (*os.File, error) {
+	f, err := os.CreateTemp("", "tokenseal-spool-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating spool file: %w", err)
+	}
+	os.Remove(f.Name())
+	return f, nil
 }
 
 // sameFile reports whether in and out name the same existing file.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -49,26 +48,14 @@ func rewrap(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// The original's sender: --sender keys, then the trusted senders.
-	o := &opener{c: c, lt: lt, extra: map[envelope.KeyID]crypto.PublicKey{}, trusted: map[envelope.KeyID]crypto.PublicKey{}, names: map[envelope.KeyID]string{}}
-	defer func() {
-		if o.st != nil {
-			o.st.Close()
-		}
-	}()
-	for _, f := range c.StringSlice("sender") {
-		pub, err := readPublicKey(f)
-		if err != nil {
-			return fmt.Errorf("sender %s: %w", f, err)
-		}
-		id, err := envelope.KeyIDOf(pub)
-		if err != nil {
-			return err
-		}
-		o.extra[id] = pub
+	// The original is checked as open checks it.
+	o, err := newOpener(c, lt)
+	if err != nil {
+		return err
 	}
+	defer o.close()
 	opts := &envelope.RewrapOptions{
-		Open:   &envelope.OpenOptions{RefuseAnonymous: !c.Bool("allow-anonymous"), Senders: o.sender},
+		Open:   o.opts,
 		Add:    add,
 		Remove: remove,
 		Armor:  c.Bool("armor"),
@@ -99,10 +86,9 @@ func rewrap(c *cli.Context) error {
 		defer af.Abort()
 		dst = af
 	} else {
-		if spool, err = os.CreateTemp("", "tokenseal-rewrap-*"); err != nil {
-			return fmt.Errorf("creating spool file: %w", err)
+		if spool, err = newSpool(); err != nil {
+			return err
 		}
-		os.Remove(spool.Name())
 		defer spool.Close()
 		dst = spool
 	}
@@ -114,7 +100,7 @@ func rewrap(c *cli.Context) error {
 	}
 	defer p.Stop()
 	p.Start()
-	res, err := envelope.Rewrap(dst, p.Reader(src), []envelope.Identity{newTokenIdentity(lt)}, opts)
+	res, err := envelope.Rewrap(dst, p.Reader(src), o.ids, opts)
 	if err != nil {
 		return err
 	}
