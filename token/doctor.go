@@ -419,8 +419,17 @@ func (d *Diagnosis) trials(t *Token) error {
 	}()
 	// pick returns an existing key pair for which ok holds, else a
 	// temporary one of that kind (made once), else nil and why not.
-	tempRSA, tempEC := (*tempPair)(nil), (*tempPair)(nil)
-	var tempRSAErr, tempECErr error
+	// One temporary pair per kind, made on first need: index 1 is RSA.
+	type temp struct {
+		pair *tempPair
+		err  error
+		made bool
+	}
+	var tmp [2]temp
+	kinds := [2]struct{ cap, what string }{
+		{CapECKeyGen, "a temporary session P-256 key pair"},
+		{CapRSAKeyGen, "a temporary session RSA-2048 key pair"},
+	}
 	pick := func(rsaKey bool, ok func(*Key) bool) (*Key, string, error) {
 		for _, k := range keys {
 			_, isRSA := k.pub.(*rsa.PublicKey)
@@ -428,30 +437,23 @@ func (d *Diagnosis) trials(t *Token) error {
 				return k, fmt.Sprintf("on key %q", k.Label), nil
 			}
 		}
+		n := 0
 		if rsaKey {
-			if tempRSA == nil && tempRSAErr == nil {
-				tempRSA, tempRSAErr = t.tempPair(true)
-				if tempRSA != nil {
-					temps = append(temps, tempRSA)
-				}
-				d.Capability(CapRSAKeyGen).setTrial(tempRSAErr, "made a temporary session RSA-2048 key pair")
-			}
-			if tempRSAErr != nil {
-				return nil, "", tempRSAErr
-			}
-			return tempRSA.key, "on a temporary session RSA-2048 key pair", nil
+			n = 1
 		}
-		if tempEC == nil && tempECErr == nil {
-			tempEC, tempECErr = t.tempPair(false)
-			if tempEC != nil {
-				temps = append(temps, tempEC)
+		tp := &tmp[n]
+		if !tp.made {
+			tp.made = true
+			tp.pair, tp.err = t.tempPair(rsaKey)
+			if tp.pair != nil {
+				temps = append(temps, tp.pair)
 			}
-			d.Capability(CapECKeyGen).setTrial(tempECErr, "made a temporary session P-256 key pair")
+			d.Capability(kinds[n].cap).setTrial(tp.err, "made "+kinds[n].what)
 		}
-		if tempECErr != nil {
-			return nil, "", tempECErr
+		if tp.err != nil {
+			return nil, "", tp.err
 		}
-		return tempEC.key, "on a temporary session P-256 key pair", nil
+		return tp.pair.key, "on " + kinds[n].what, nil
 	}
 	for _, name := range []string{CapRSAKeyGen, CapECKeyGen} {
 		c := d.Capability(name)
