@@ -63,17 +63,27 @@ const (
 // material.
 type ParseError struct {
 	What string
+	// Err is the condition's sentinel (such as [ErrUnknownVersion]) when
+	// it has one, nil otherwise; errors.Is finds it.
+	Err error
 }
 
 func (e *ParseError) Error() string { return "malformed envelope: " + e.What }
+
+// Unwrap returns e.Err.
+func (e *ParseError) Unwrap() error { return e.Err }
 
 func perr(format string, args ...any) error {
 	return &ParseError{What: fmt.Sprintf(format, args...)}
 }
 
-// ErrUnknownVersion is returned (wrapped in a ParseError's chain) for an
-// envelope whose version byte this package does not implement.
+// ErrUnknownVersion is wrapped by the ParseError for an envelope whose
+// version byte this package does not implement.
 var ErrUnknownVersion = errors.New("unknown envelope version")
+
+func unknownVersion(v uint8) error {
+	return &ParseError{What: fmt.Sprintf("%v %d", ErrUnknownVersion, v), Err: ErrUnknownVersion}
+}
 
 // Stanza is one recipient's copy of the file key.
 type Stanza struct {
@@ -246,7 +256,7 @@ func ReadHeader(r io.Reader) (*Header, []byte, error) {
 		return nil, nil, perr("not a tokenseal envelope")
 	}
 	if v := prefix[len(Magic)]; v != Version {
-		return nil, nil, &ParseError{What: fmt.Sprintf("%v %d", ErrUnknownVersion, v)}
+		return nil, nil, unknownVersion(v)
 	}
 	n := int(prefix[len(Magic)+1])<<16 | int(prefix[len(Magic)+2])<<8 | int(prefix[len(Magic)+3])
 	if n > MaxBodyLen {
@@ -280,7 +290,7 @@ func ParseHeader(raw []byte) (*Header, error) {
 		return nil, perr("header truncated")
 	}
 	if version != Version {
-		return nil, &ParseError{What: fmt.Sprintf("%v %d", ErrUnknownVersion, version)}
+		return nil, unknownVersion(version)
 	}
 	if !s.ReadUint24LengthPrefixed(&body) {
 		return nil, perr("header truncated")
