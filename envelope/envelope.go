@@ -41,16 +41,39 @@ import (
 	"github.com/tokenseal/tokenseal/envelope/internal/stream"
 )
 
-// FileKeySize is the size of the random key each envelope is sealed under.
-const FileKeySize = 32
+// fileKeySize is the size of the random key each envelope is sealed under.
+const fileKeySize = 32
 
-// Stanza is one recipient's wrapped copy of the file key, as it appears in
-// the header. Type and Body are described in FORMAT.md.
-type Stanza = format.Stanza
+// A Stanza is one recipient's wrapped copy of the file key, as the header
+// carries it (FORMAT.md, section 2.2).
+type Stanza struct {
+	Type  uint8  // 1 RSA-OAEP, 2 ECDH P-256, 3 ECDH P-384; others are skipped
+	KeyID KeyID  // the recipient's key identifier
+	Body  []byte // the wrapped file key, in the type's encoding
+}
 
-// KeyID is the SHA-256 digest of a public key's DER SubjectPublicKeyInfo.
-// Stanzas name their recipient by it; keys provisioned by tokenseal carry
-// it as their CKA_ID.
+func (s *Stanza) wire() *format.Stanza {
+	return &format.Stanza{Type: s.Type, KeyID: s.KeyID, Body: s.Body}
+}
+
+func stanzasOf(h *format.Header) []*Stanza {
+	out := make([]*Stanza, len(h.Stanzas))
+	for i, s := range h.Stanzas {
+		out[i] = &Stanza{Type: s.Type, KeyID: s.KeyID, Body: s.Body}
+	}
+	return out
+}
+
+// stanzaKey is what makes two stanzas the same recipient's.
+func stanzaKey(typ uint8, id KeyID) [33]byte {
+	k := [33]byte{typ}
+	copy(k[1:], id[:])
+	return k
+}
+
+// KeyID is the SHA-256 digest of a public key's DER SubjectPublicKeyInfo,
+// computed by [KeyIDOf]. Stanzas and senders name their keys by it; keys
+// provisioned by tokenseal carry it as their CKA_ID.
 type KeyID [32]byte
 
 func (id KeyID) String() string { return hex.EncodeToString(id[:]) }
@@ -102,8 +125,16 @@ func (e *rejectedError) Is(target error) bool { return target == ErrRejected }
 
 func rejected(msg string) error { return &rejectedError{msg} }
 
-// ParseError reports a malformed envelope.
-type ParseError = format.ParseError
+// ParseError reports a malformed envelope: a header or armor that
+// FORMAT.md does not allow. It matches ErrRejected.
+type ParseError struct {
+	What string // what is wrong, for people
+	err  *format.ParseError
+}
+
+func (e *ParseError) Error() string        { return "malformed envelope: " + e.What }
+func (e *ParseError) Is(target error) bool { return target == ErrRejected }
+func (e *ParseError) Unwrap() error        { return e.err }
 
 // NoIdentityMatchError is returned by Open when no identity can unwrap any
 // stanza. It names the key identifiers the envelope was addressed to.
@@ -121,19 +152,14 @@ func (e *NoIdentityMatchError) Error() string {
 
 func (e *NoIdentityMatchError) Is(target error) bool { return target == ErrRejected }
 
-// wrapReject marks a format error as a rejection.
+// wrapReject turns a format error into a ParseError.
 func wrapReject(err error) error {
 	var pe *format.ParseError
 	if errors.As(err, &pe) {
-		return &parseRejected{pe}
+		return &ParseError{What: pe.What, err: pe}
 	}
 	return err
 }
-
-type parseRejected struct{ *format.ParseError }
-
-func (e *parseRejected) Is(target error) bool { return target == ErrRejected }
-func (e *parseRejected) Unwrap() error        { return e.ParseError }
 
 // keys derived from the file key
 type keySchedule struct {
@@ -194,7 +220,7 @@ func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteClo
 	if len(recipients) > format.MaxStanzas {
 		return nil, fmt.Errorf("too many recipients: %d, the limit is %d", len(recipients), format.MaxStanzas)
 	}
-	fileKey := make([]byte, FileKeySize)
+	fileKey := make([]byte, fileKeySize)
 	defer clear(fileKey)
 	if _, err := io.ReadFull(rnd, fileKey); err != nil {
 		return nil, fmt.Errorf("generating file key: %w", err)
@@ -216,13 +242,12 @@ func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteClo
 		if err != nil {
 			return nil, err
 		}
-		k := [33]byte{s.Type}
-		copy(k[1:], s.KeyID[:])
+		k := stanzaKey(s.Type, s.KeyID)
 		if seen[k] {
 			continue // the same recipient given twice
 		}
 		seen[k] = true
-		h.Stanzas = append(h.Stanzas, s)
+		h.Stanzas = append(h.Stanzas, s.wire())
 	}
 	ks, err := deriveKeys(fileKey, h.Salt[:])
 	if err != nil {
@@ -307,15 +332,14 @@ type Opened struct {
 	// anonymous envelope. It is authenticated only once the Reader has
 	// returned io.EOF.
 	Sender *SenderInfo
-	// SenderKey is the public key that verified the signature.
+	// SenderKey is the trusted public key that Sender.KeyID resolved to,
+	// nil for an anonymous envelope. The signature is checked against it
+	// when the Reader reaches io.EOF, not before.
 	SenderKey crypto.PublicKey
 	// PreviousSender, set on a rewrapped envelope whose original was
 	// signed, is who signed it before: the rewrapping sender's statement.
 	PreviousSender *PreviousSenderInfo
 }
-
-// PreviousSenderInfo is the content of the previous-sender extension.
-type PreviousSenderInfo = format.PreviousSender
 
 func randReader(r io.Reader) io.Reader {
 	if r == nil {
@@ -351,8 +375,9 @@ type Reader struct {
 	err  error
 	hold *holdback
 	hash hash.Hash
-	head []byte  // SHA-256 of the header
-	kept *opened // with OpenOptions.KeepFileKey
+	snd  *format.Sender // as the header has it, for the signature check
+	head []byte         // SHA-256 of the header
+	kept *opened        // with OpenOptions.KeepFileKey
 }
 
 // Reopen reads the same envelope again from src, which must start with the
@@ -438,7 +463,7 @@ func (r *Reader) finish() error {
 	if r.hold == nil {
 		return io.EOF
 	}
-	if !verify(r.SenderKey, r.Sender, r.head, r.hash.Sum(nil), r.hold.trailer()) {
+	if !verify(r.SenderKey, r.snd, r.head, r.hash.Sum(nil), r.hold.trailer()) {
 		return ErrSignature
 	}
 	return io.EOF
@@ -505,9 +530,11 @@ func openHeader(src io.Reader, identities []Identity, opts *OpenOptions) (*opene
 		return nil, wrapReject(err)
 	}
 	o := &opened{h: h, raw: raw, in: in, armored: armored}
-	if o.prev, err = h.PreviousSender(); err != nil {
+	prev, err := h.PreviousSender()
+	if err != nil {
 		return nil, wrapReject(err)
 	}
+	o.prev = previousSenderInfo(prev)
 	if h.Sender == nil {
 		if opts.RefuseAnonymous {
 			return nil, ErrUnsigned
@@ -515,16 +542,16 @@ func openHeader(src io.Reader, identities []Identity, opts *OpenOptions) (*opene
 	} else {
 		// Who signed is checked before the token does any work.
 		if opts.Senders == nil {
-			return nil, &UnknownSenderError{KeyID(h.Sender.KeyID)}
+			return nil, &UnknownSenderError{h.Sender.KeyID}
 		}
-		pub, err := opts.Senders(KeyID(h.Sender.KeyID))
+		pub, err := opts.Senders(h.Sender.KeyID)
 		if errors.Is(err, ErrUnknownSender) {
-			return nil, &UnknownSenderError{KeyID(h.Sender.KeyID)}
+			return nil, &UnknownSenderError{h.Sender.KeyID}
 		}
 		if err != nil {
 			return nil, err
 		}
-		if id, err := KeyIDOf(pub); err != nil || id != KeyID(h.Sender.KeyID) {
+		if id, err := KeyIDOf(pub); err != nil || id != h.Sender.KeyID {
 			return nil, errors.New("trusted sender's key does not match its key identifier")
 		}
 		o.senderKey = pub
@@ -548,7 +575,7 @@ func openHeader(src io.Reader, identities []Identity, opts *OpenOptions) (*opene
 }
 
 func (o *opened) info() Opened {
-	return Opened{KeyID: o.keyID, Armored: o.armored, Sender: o.h.Sender, SenderKey: o.senderKey, PreviousSender: o.prev}
+	return Opened{KeyID: o.keyID, Armored: o.armored, Sender: senderInfo(o.h.Sender), SenderKey: o.senderKey, PreviousSender: o.prev}
 }
 
 // reader returns the payload Reader. tee, when not nil, receives every
@@ -558,7 +585,7 @@ func (o *opened) reader(tee io.Writer) (*Reader, error) {
 	payload := o.in
 	if o.h.Sender != nil {
 		hh := sha256.Sum256(o.raw)
-		res.head = hh[:]
+		res.head, res.snd = hh[:], o.h.Sender
 		res.hold = newHoldback(o.in, o.h.TrailerLen())
 		res.hash = sha256.New()
 		payload = res.hold
@@ -579,7 +606,8 @@ func (o *opened) reader(tee io.Writer) (*Reader, error) {
 // stanza some identity recognises decides, as FORMAT.md requires: if it
 // does not unwrap, the envelope is refused and later stanzas are not tried.
 func unwrap(h *format.Header, identities []Identity) ([]byte, KeyID, error) {
-	for _, s := range h.Stanzas {
+	stanzas := stanzasOf(h)
+	for _, s := range stanzas {
 		for _, id := range identities {
 			fk, err := id.Unwrap([]*Stanza{s})
 			if errors.Is(err, ErrIncorrectIdentity) {
@@ -588,16 +616,16 @@ func unwrap(h *format.Header, identities []Identity) ([]byte, KeyID, error) {
 			if err != nil {
 				return nil, KeyID{}, err
 			}
-			if len(fk) != FileKeySize {
+			if len(fk) != fileKeySize {
 				clear(fk)
 				return nil, KeyID{}, ErrUnwrap
 			}
-			return fk, KeyID(s.KeyID), nil
+			return fk, s.KeyID, nil
 		}
 	}
 	e := &NoIdentityMatchError{}
-	for _, s := range h.Stanzas {
-		e.KeyIDs = append(e.KeyIDs, KeyID(s.KeyID))
+	for _, s := range stanzas {
+		e.KeyIDs = append(e.KeyIDs, s.KeyID)
 	}
 	return nil, KeyID{}, e
 }

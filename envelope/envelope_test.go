@@ -251,8 +251,6 @@ func TestSpliceHeaders(t *testing.T) {
 
 func TestParseRecipientFile(t *testing.T) {
 	k := testKeys(t)[0]
-	der, _ := envelope.KeyIDOf(k.priv.Public())
-	_ = der
 	pemKey := pemPublic(t, k.priv.Public())
 	id, _ := envelope.KeyIDOf(k.priv.Public())
 	for _, tc := range []struct {
@@ -278,8 +276,14 @@ func TestParseRecipientFile(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if h := r.(*envelope.RSARecipient).Hash(); h != tc.hash {
-			t.Errorf("%s: hash %v, want %v", tc.name, h, tc.hash)
+		// The OAEP digest the recipient uses is the stanza's first byte
+		// (FORMAT.md, section 4.1: 1 SHA-1, 2 SHA-256).
+		st, err := r.Wrap(make([]byte, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := map[byte]crypto.Hash{1: crypto.SHA1, 2: crypto.SHA256}[st.Body[0]]; h != tc.hash || st.KeyID != id {
+			t.Errorf("%s: hash %v, key %s; want %v, %s", tc.name, h, st.KeyID, tc.hash, id)
 		}
 	}
 }

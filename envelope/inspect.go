@@ -50,18 +50,20 @@ func Inspect(src io.Reader) (*Info, error) {
 	info.Version = format.Version
 	info.ChunkSize = 1 << h.ChunkLog2
 	info.HeaderLen = len(raw)
-	info.Sender = h.Sender
+	info.Sender = senderInfo(h.Sender)
 	info.TrailerLen = h.TrailerLen()
-	if info.PreviousSender, err = h.PreviousSender(); err != nil {
+	prev, err := h.PreviousSender()
+	if err != nil {
 		return nil, wrapReject(err)
 	}
+	info.PreviousSender = previousSenderInfo(prev)
 	for _, e := range h.Unknown {
 		if e.Type != format.ExtPreviousSender {
 			info.Extensions = append(info.Extensions, e.Type)
 		}
 	}
 	for _, s := range h.Stanzas {
-		si := StanzaInfo{Type: s.Type, KeyID: KeyID(s.KeyID), Alg: "unknown"}
+		si := StanzaInfo{Type: s.Type, KeyID: s.KeyID, Alg: "unknown"}
 		switch s.Type {
 		case format.StanzaRSAOAEP:
 			si.Alg = "RSA-OAEP"
@@ -124,5 +126,5 @@ func PeekSender(src io.Reader) (*SenderInfo, error) {
 	if err != nil {
 		return nil, wrapReject(err)
 	}
-	return h.Sender, nil
+	return senderInfo(h.Sender), nil
 }

@@ -73,13 +73,11 @@ func Rewrap(dst io.Writer, src io.Reader, identities []Identity, opts *RewrapOpt
 	}
 	seen := map[[33]byte]bool{}
 	for _, s := range o.h.Stanzas {
-		if remove[KeyID(s.KeyID)] {
+		if remove[s.KeyID] {
 			res.Removed++
 			continue
 		}
-		k := [33]byte{s.Type}
-		copy(k[1:], s.KeyID[:])
-		seen[k] = true
+		seen[stanzaKey(s.Type, s.KeyID)] = true
 		nh.Stanzas = append(nh.Stanzas, s)
 	}
 	for _, r := range opts.Add {
@@ -87,13 +85,12 @@ func Rewrap(dst io.Writer, src io.Reader, identities []Identity, opts *RewrapOpt
 		if err != nil {
 			return nil, err
 		}
-		k := [33]byte{s.Type}
-		copy(k[1:], s.KeyID[:])
+		k := stanzaKey(s.Type, s.KeyID)
 		if seen[k] {
 			continue
 		}
 		seen[k] = true
-		nh.Stanzas = append(nh.Stanzas, s)
+		nh.Stanzas = append(nh.Stanzas, s.wire())
 		res.Added++
 	}
 	if len(nh.Stanzas) == 0 {

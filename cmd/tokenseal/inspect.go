@@ -106,18 +106,12 @@ func inspect(c *cli.Context) error {
 		out.Recipients = append(out.Recipients, recipientJSON{KeyID: s.KeyID.String(), Algorithm: s.Alg, OAEPHash: s.OAEPHash, Label: labels[s.KeyID]})
 	}
 	if s := info.Sender; s != nil {
-		alg := "ECDSA-P256-SHA256"
-		if s.SigAlg == 2 {
-			alg = "RSA-PSS-SHA256"
-		}
-		id := envelope.KeyID(s.KeyID)
-		out.Sender = &senderJSON{KeyID: id.String(), Name: names[id], Signature: alg, StreamID: s.StreamID, Serial: s.Serial,
-			Timestamp: time.UnixMilli(int64(s.Timestamp)).UTC().Format(time.RFC3339Nano), TimestampMS: s.Timestamp, Unverified: true}
+		out.Sender = &senderJSON{KeyID: s.KeyID.String(), Name: names[s.KeyID], Signature: s.SigAlg.String(), StreamID: s.StreamID, Serial: s.Serial,
+			Timestamp: s.Time.UTC().Format(time.RFC3339Nano), TimestampMS: uint64(s.Time.UnixMilli()), Unverified: true}
 	}
 	if p := info.PreviousSender; p != nil {
-		id := envelope.KeyID(p.KeyID)
-		out.PreviousSender = &senderJSON{KeyID: id.String(), Name: names[id], StreamID: p.StreamID, Serial: p.Serial,
-			Timestamp: time.UnixMilli(int64(p.Timestamp)).UTC().Format(time.RFC3339Nano), TimestampMS: p.Timestamp, Unverified: true}
+		out.PreviousSender = &senderJSON{KeyID: p.KeyID.String(), Name: names[p.KeyID], StreamID: p.StreamID, Serial: p.Serial,
+			Timestamp: p.Time.UTC().Format(time.RFC3339Nano), TimestampMS: uint64(p.Time.UnixMilli()), Unverified: true}
 	}
 	for _, e := range info.Extensions {
 		out.Extensions = append(out.Extensions, fmt.Sprintf("%#04x", e))
@@ -187,7 +181,7 @@ func trustedNames(c *cli.Context) map[envelope.KeyID]string {
 		return names
 	}
 	for _, t := range ts {
-		names[envelope.KeyID(t.KeyID)] = t.Name
+		names[t.KeyID] = t.Name
 	}
 	return names
 }

@@ -248,14 +248,13 @@ func (o *opener) acceptBatch(infos []*envelope.SenderInfo) []error {
 	var items []state.AcceptItem
 	var idx []int
 	for i, info := range infos {
-		ts := time.UnixMilli(int64(info.Timestamp))
-		if err := state.CheckFreshness(ts, now, o.c.Duration("max-age"), o.c.Duration("max-skew")); err != nil {
+		if err := state.CheckFreshness(info.Time, now, o.c.Duration("max-age"), o.c.Duration("max-skew")); err != nil {
 			errs[i] = err
 			continue
 		}
 		items = append(items, state.AcceptItem{
 			KeyID: info.KeyID, Stream: info.StreamID, Serial: info.Serial,
-			Name: o.senderName(envelope.KeyID(info.KeyID)),
+			Name: o.senderName(info.KeyID),
 		})
 		idx = append(idx, i)
 	}
@@ -504,12 +503,12 @@ func (o *opener) verify(i int, in, out string) *verified {
 func logOpened(in string, o *envelope.Opened) {
 	attrs := []any{"input", in, "key_id", o.KeyID.String()}
 	if s := o.Sender; s != nil {
-		attrs = append(attrs, "sender", envelope.KeyID(s.KeyID).String(), "stream", s.StreamID, "serial", s.Serial,
-			"timestamp", time.UnixMilli(int64(s.Timestamp)).UTC().Format(time.RFC3339))
+		attrs = append(attrs, "sender", s.KeyID.String(), "stream", s.StreamID, "serial", s.Serial,
+			"timestamp", s.Time.UTC().Format(time.RFC3339))
 	}
 	if p := o.PreviousSender; p != nil {
-		attrs = append(attrs, "previous_sender", envelope.KeyID(p.KeyID).String(), "previous_serial", p.Serial,
-			"previous_timestamp", time.UnixMilli(int64(p.Timestamp)).UTC().Format(time.RFC3339))
+		attrs = append(attrs, "previous_sender", p.KeyID.String(), "previous_serial", p.Serial,
+			"previous_timestamp", p.Time.UTC().Format(time.RFC3339))
 	}
 	slog.Debug("envelope verified", attrs...)
 }

@@ -417,9 +417,19 @@ type replayHeader struct {
 	raw     []byte // every header byte, MAC included
 	salt    []byte
 	stanzas []*envelope.Stanza
-	sender  *envelope.SenderInfo // nil when anonymous
+	sender  *replaySender // nil when anonymous
 	// serialAt is the offset of the sender extension's serial in raw.
 	serialAt int
+}
+
+// replaySender is the sender extension's value (section 2.3).
+type replaySender struct {
+	KeyID     [32]byte
+	SigAlg    uint8
+	SigLen    uint16
+	StreamID  uint64
+	Serial    uint64
+	Timestamp uint64
 }
 
 const replayMagic = "tokenseal"
@@ -469,7 +479,7 @@ func parseReplayHeader(b []byte) (*replayHeader, error) {
 		if len(v) != 59 {
 			return nil, fmt.Errorf("sender extension of %d bytes", len(v))
 		}
-		si := &envelope.SenderInfo{}
+		si := &replaySender{}
 		var id []byte
 		if !v.ReadBytes(&id, 32) || !v.ReadUint8(&si.SigAlg) || !v.ReadUint16(&si.SigLen) ||
 			!v.ReadUint64(&si.StreamID) || !v.ReadUint64(&si.Serial) || !v.ReadUint64(&si.Timestamp) {
