@@ -24,7 +24,6 @@ package envelope
 
 import (
 	"bufio"
-	"bytes"
 	"crypto"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -356,11 +355,6 @@ type OpenOptions struct {
 	Senders func(KeyID) (crypto.PublicKey, error)
 	// RefuseAnonymous refuses envelopes without a sender signature.
 	RefuseAnonymous bool
-	// KeepFileKey keeps the file key in the Reader after Open, so that
-	// Reopen can read the same envelope again without unwrapping it again
-	// (a caller that verifies a whole envelope before releasing it reads
-	// it twice). Close wipes it.
-	KeepFileKey bool
 }
 
 // ErrUnknownSender is what OpenOptions.Senders returns for a key it does
@@ -377,38 +371,6 @@ type Reader struct {
 	hash hash.Hash
 	snd  *format.Sender // as the header has it, for the signature check
 	head []byte         // SHA-256 of the header
-	kept *opened        // with OpenOptions.KeepFileKey
-}
-
-// Reopen reads the same envelope again from src, which must start with the
-// very same header (a spooled copy), without unwrapping the file key
-// again. The Reader must come from Open with OpenOptions.KeepFileKey. The
-// new Reader verifies everything again, as the first did.
-func (r *Reader) Reopen(src io.Reader) (*Reader, error) {
-	if r.kept == nil {
-		return nil, errors.New("envelope: Reopen needs OpenOptions.KeepFileKey")
-	}
-	in, armored := unarmor(src)
-	_, raw, err := format.ReadHeader(in)
-	if err != nil {
-		return nil, wrapReject(err)
-	}
-	if !bytes.Equal(raw, r.kept.raw) || armored != r.kept.armored {
-		return nil, rejected("reopened envelope has another header")
-	}
-	o := *r.kept
-	o.in = in
-	return o.reader(nil)
-}
-
-// Close wipes a file key kept for Reopen. It is safe to call on any
-// Reader.
-func (r *Reader) Close() error {
-	if r.kept != nil {
-		r.kept.wipe()
-		r.kept = nil
-	}
-	return nil
 }
 
 // Read returns authenticated plaintext. Every error after the first is the
@@ -479,17 +441,8 @@ func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, err
 	if err != nil {
 		return nil, err
 	}
-	if opts == nil || !opts.KeepFileKey {
-		defer o.wipe()
-		return o.reader(nil)
-	}
-	r, err := o.reader(nil)
-	if err != nil {
-		o.wipe()
-		return nil, err
-	}
-	r.kept = o
-	return r, nil
+	defer o.wipe()
+	return o.reader(nil)
 }
 
 // unarmor returns the binary envelope of src, armored or not.

@@ -329,39 +329,3 @@ func TestPipelinedPaths(t *testing.T) {
 		}
 	}
 }
-
-// Reopen reads the same envelope again without the identity; another
-// header is refused, and Close wipes the kept key.
-func TestReopen(t *testing.T) {
-	k := testKeys(t)[2]
-	plain := make([]byte, 100000)
-	rand.Read(plain)
-	env := seal(t, plain, false, recipient(t, k))
-	other := seal(t, plain, false, recipient(t, k))
-	r, err := envelope.Open(bytes.NewReader(env), []envelope.Identity{identity(t, k)}, &envelope.OpenOptions{KeepFileKey: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(io.Discard, r); err != nil {
-		t.Fatal(err)
-	}
-	r2, err := r.Reopen(bytes.NewReader(env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(r2)
-	if err != nil || !bytes.Equal(got, plain) {
-		t.Fatalf("reopened: %v", err)
-	}
-	if _, err := r.Reopen(bytes.NewReader(other)); !errors.Is(err, envelope.ErrRejected) {
-		t.Fatalf("other header: %v", err)
-	}
-	r.Close()
-	if _, err := r.Reopen(bytes.NewReader(env)); err == nil {
-		t.Fatal("Reopen after Close succeeded")
-	}
-	r3, _ := envelope.Open(bytes.NewReader(env), []envelope.Identity{identity(t, k)}, nil)
-	if _, err := r3.Reopen(bytes.NewReader(env)); err == nil {
-		t.Fatal("Reopen without KeepFileKey succeeded")
-	}
-}

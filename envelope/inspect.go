@@ -111,20 +111,3 @@ func plaintextLen(n int64) int64 {
 	}
 	return full*chunk + rest - stream.Overhead
 }
-
-// PeekSender reads just the header of src and returns its sender
-// extension (nil for an anonymous envelope), unverified. Batch openers use
-// it to take envelopes in serial order.
-func PeekSender(src io.Reader) (*SenderInfo, error) {
-	br := bufio.NewReaderSize(src, 4096)
-	peek, _ := br.Peek(len(format.ArmorBegin))
-	var in io.Reader = br
-	if format.IsArmored(peek) {
-		in = format.NewArmoredReader(br)
-	}
-	h, _, err := format.ReadHeader(in)
-	if err != nil {
-		return nil, wrapReject(err)
-	}
-	return senderInfo(h.Sender), nil
-}
