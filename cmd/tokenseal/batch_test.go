@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -47,5 +50,44 @@ func TestBatchRefusesFIFO(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
 		t.Fatal("the state directory was created")
+	}
+}
+
+// A batch whose first envelope is slow (256 MiB) and whose other 400 are
+// over 64 KiB each, under a limit of 200 file descriptors: the outputs
+// waiting for their turn are bounded (receive's TestBatchReorderBounded
+// counts them), so the process stays under the limit and every envelope
+// opens.
+func TestBatchUnderDescriptorLimit(t *testing.T) {
+	c := newRig(t)
+	c.procs = true
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit not installed")
+	}
+	rc := c.recipient(c.key("bob", "p256", "exchange"))
+	in, out := mkdir(t, c.path("in")), mkdir(t, c.path("out"))
+	big := filepath.Join(in, "000.tseal")
+	if err := os.WriteFile(big, sealTo(t, rc, nil, make([]byte, 256<<20)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--nofile=200:200", "tokenseal", "open", "--allow-anonymous", "-o", out, big}
+	small := sealTo(t, rc, nil, make([]byte, 100<<10))
+	for i := 1; i <= 400; i++ {
+		p := filepath.Join(in, fmt.Sprintf("%03d.tseal", i))
+		if err := os.WriteFile(p, small, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	cmd := c.command(ctx, c.recv)
+	cmd.Path, cmd.Args = prlimit, append([]string{prlimit}, args...)
+	if res, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("open of 401 envelopes under 200 descriptors: %v\n%.2000s", err, res)
+	}
+	if n := len(dirEntries(out)); n != 401 {
+		t.Fatalf("%d outputs, want 401", n)
 	}
 }
