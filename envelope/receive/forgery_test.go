@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
+	"github.com/tokenseal/tokenseal/envelope/state"
 	ref "github.com/tokenseal/tokenseal/internal/reference"
 )
 
@@ -124,6 +125,7 @@ func TestForgeries(t *testing.T) {
 		r.openOK(rcv, env[s], genuine[s])
 	}
 	r.ledgerIs("alice", 3, 3)
+	r.refused(rcv, env[1], state.ErrReplay, `^replayed envelope: serial 1 from alice`)
 	// Verification comes before the ledger: forgeries of accepted serials
 	// are still forgeries, and still change nothing.
 	check("after")
