@@ -133,7 +133,12 @@ type ParseError struct {
 
 func (e *ParseError) Error() string        { return "malformed envelope: " + e.What }
 func (e *ParseError) Is(target error) bool { return target == ErrRejected }
-func (e *ParseError) Unwrap() error        { return e.err }
+func (e *ParseError) Unwrap() error {
+	if e.err == nil { // a ParseError made by a caller
+		return nil
+	}
+	return e.err
+}
 
 // NoIdentityMatchError is returned by Open when no identity can unwrap any
 // stanza. It names the key identifiers the envelope was addressed to.
