@@ -214,10 +214,7 @@ func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteClo
 	if opts == nil {
 		opts = &SealOptions{}
 	}
-	rnd := opts.Rand
-	if rnd == nil {
-		rnd = rand.Reader
-	}
+	rnd := randReader(opts.Rand)
 	if len(recipients) == 0 {
 		return nil, errors.New("no recipients")
 	}
@@ -229,9 +226,37 @@ func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteClo
 	if _, err := io.ReadFull(rnd, fileKey); err != nil {
 		return nil, fmt.Errorf("generating file key: %w", err)
 	}
+	h, err := sealHeader(fileKey, recipients, opts.Sender, rnd)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := deriveKeys(fileKey, h.Salt[:])
+	if err != nil {
+		return nil, err
+	}
+	defer ks.wipe()
+	out, armor, raw, err := writeHeader(dst, h, ks, opts.Armor)
+	if err != nil {
+		return nil, err
+	}
+	w, err := stream.NewWriter(ks.payload, out)
+	if err != nil {
+		return nil, err
+	}
+	sw := &sealWriter{w: w, armor: armor, out: out}
+	if h.Sender != nil {
+		sw.sig = &signing{sender: opts.Sender, ext: h.Sender, header: raw, payload: sha256.New(), rand: rnd}
+		w.Hash = sw.sig.payload
+	}
+	return sw, nil
+}
+
+// sealHeader is a new envelope's header, its MAC not yet set: a fresh
+// salt, a stanza per recipient, and the sender's extension.
+func sealHeader(fileKey []byte, recipients []Recipient, sender *Sender, rnd io.Reader) (*format.Header, error) {
 	h := &format.Header{ChunkLog2: format.ChunkLog2}
-	if opts.Sender != nil {
-		ext, err := opts.Sender.extension()
+	if sender != nil {
+		ext, err := sender.extension()
 		if err != nil {
 			return nil, err
 		}
@@ -240,65 +265,99 @@ func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteClo
 	if _, err := io.ReadFull(rnd, h.Salt[:]); err != nil {
 		return nil, fmt.Errorf("generating salt: %w", err)
 	}
-	seen := map[[33]byte]bool{}
+	set := stanzaSet{h: h}
+	if _, err := set.wrap(fileKey, recipients); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// stanzaSet adds stanzas to a header, one per recipient: the same
+// recipient given twice (same type and key identifier) is kept once.
+type stanzaSet struct {
+	h    *format.Header
+	seen map[[33]byte]bool
+}
+
+// add adds s unless its recipient has a stanza already, and says which.
+func (set *stanzaSet) add(s *format.Stanza) bool {
+	if set.seen == nil {
+		set.seen = map[[33]byte]bool{}
+	}
+	k := stanzaKey(s.Type, s.KeyID)
+	if set.seen[k] {
+		return false
+	}
+	set.seen[k] = true
+	set.h.Stanzas = append(set.h.Stanzas, s)
+	return true
+}
+
+// wrap adds a stanza of fileKey for each recipient, and counts the new
+// ones.
+func (set *stanzaSet) wrap(fileKey []byte, recipients []Recipient) (int, error) {
+	added := 0
 	for _, r := range recipients {
 		s, err := r.Wrap(fileKey)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
-		k := stanzaKey(s.Type, s.KeyID)
-		if seen[k] {
-			continue // the same recipient given twice
+		if set.add(s.wire()) {
+			added++
 		}
-		seen[k] = true
-		h.Stanzas = append(h.Stanzas, s.wire())
 	}
-	ks, err := deriveKeys(fileKey, h.Salt[:])
-	if err != nil {
-		return nil, err
-	}
-	defer ks.wipe()
+	return added, nil
+}
+
+// writeHeader sets h's MAC under ks and writes the header to dst,
+// armored when asked. It returns the writer the rest of the envelope goes
+// to, the armor to close after it (nil for the binary form) and the
+// header's bytes.
+func writeHeader(dst io.Writer, h *format.Header, ks *keySchedule, armored bool) (io.Writer, *format.ArmoredWriter, []byte, error) {
 	covered, err := h.MarshalWithoutMAC()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	copy(h.MAC[:], headerMAC(ks.header, covered))
-
+	raw := append(covered, h.MAC[:]...)
 	out := dst
 	var armor *format.ArmoredWriter
-	if opts.Armor {
+	if armored {
 		armor = format.NewArmoredWriter(dst)
 		out = armor
 	}
-	raw := append(covered, h.MAC[:]...)
 	if _, err := out.Write(raw); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	sw := &sealWriter{armor: armor, out: out}
-	w, err := stream.NewWriter(ks.payload, out)
+	return out, armor, raw, nil
+}
+
+// signing is the sender's signature of one envelope in the making: its
+// header, and the hash of the payload as it is written.
+type signing struct {
+	sender  *Sender
+	ext     *format.Sender
+	header  []byte
+	payload hash.Hash
+	rand    io.Reader
+}
+
+// write appends the signature trailer to out.
+func (s *signing) write(out io.Writer) error {
+	hh := sha256.Sum256(s.header)
+	sig, err := s.sender.sign(s.rand, s.ext, hh[:], s.payload.Sum(nil))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if h.Sender != nil {
-		hh := sha256.Sum256(raw)
-		sw.sender, sw.ext, sw.headerHash, sw.rand = opts.Sender, h.Sender, hh[:], rnd
-		sw.payloadHash = sha256.New()
-		w.Hash = sw.payloadHash
-	}
-	sw.w = w
-	return sw, nil
+	_, err = out.Write(sig)
+	return err
 }
 
 type sealWriter struct {
 	w     *stream.Writer
 	armor *format.ArmoredWriter
 	out   io.Writer
-
-	sender      *Sender
-	ext         *format.Sender
-	headerHash  []byte
-	payloadHash hash.Hash
-	rand        io.Reader
+	sig   *signing // nil for an anonymous envelope
 }
 
 func (s *sealWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
@@ -311,12 +370,8 @@ func (s *sealWriter) Close() error {
 	if err := s.w.Close(); err != nil {
 		return err
 	}
-	if s.sender != nil {
-		sig, err := s.sender.sign(s.rand, s.ext, s.headerHash, s.payloadHash.Sum(nil))
-		if err != nil {
-			return err
-		}
-		if _, err := s.out.Write(sig); err != nil {
+	if s.sig != nil {
+		if err := s.sig.write(s.out); err != nil {
 			return err
 		}
 	}
