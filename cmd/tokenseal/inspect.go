@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -72,8 +73,26 @@ func inspect(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	names := trustedNames(c)
-	out := inspectJSON{
+	labels := map[envelope.KeyID]string{}
+	if c.Bool("labels") {
+		if labels, err = tokenLabels(c); err != nil {
+			return err
+		}
+	}
+	out := describe(info, trustedNames(c), labels)
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	printInspect(c.App.Writer, out)
+	return nil
+}
+
+// describe is what inspect shows of info, with the trusted senders'
+// names and the token's key labels.
+func describe(info *envelope.Info, names, labels map[envelope.KeyID]string) *inspectJSON {
+	out := &inspectJSON{
 		Format: "binary", Version: info.Version, ChunkSize: info.ChunkSize,
 		HeaderBytes: info.HeaderLen, PayloadBytes: info.PayloadLen,
 	}
@@ -83,24 +102,6 @@ func inspect(c *cli.Context) error {
 	if info.PlaintextLen >= 0 {
 		n := info.PlaintextLen
 		out.PlaintextBytes = &n
-	}
-	labels := map[envelope.KeyID]string{}
-	if c.Bool("labels") {
-		lt := &lazyToken{c: c}
-		defer lt.Close()
-		tok, err := lt.get()
-		if err != nil {
-			return err
-		}
-		keys, err := tok.Keys()
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if id, err := envelope.KeyIDOf(k.Public()); err == nil {
-				labels[id] = k.Label
-			}
-		}
 	}
 	for _, s := range info.Stanzas {
 		out.Recipients = append(out.Recipients, recipientJSON{KeyID: s.KeyID.String(), Algorithm: s.Alg, OAEPHash: s.OAEPHash, Label: labels[s.KeyID]})
@@ -116,12 +117,32 @@ func inspect(c *cli.Context) error {
 	for _, e := range info.Extensions {
 		out.Extensions = append(out.Extensions, fmt.Sprintf("%#04x", e))
 	}
-	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+	return out
+}
+
+// tokenLabels maps the key ids of the token's keys to their labels.
+func tokenLabels(c *cli.Context) (map[envelope.KeyID]string, error) {
+	lt := &lazyToken{c: c}
+	defer lt.Close()
+	tok, err := lt.get()
+	if err != nil {
+		return nil, err
 	}
-	w := c.App.Writer
+	keys, err := tok.Keys()
+	if err != nil {
+		return nil, err
+	}
+	labels := map[envelope.KeyID]string{}
+	for _, k := range keys {
+		if id, err := envelope.KeyIDOf(k.Public()); err == nil {
+			labels[id] = k.Label
+		}
+	}
+	return labels, nil
+}
+
+// printInspect prints out for people.
+func printInspect(w io.Writer, out *inspectJSON) {
 	fmt.Fprintf(w, "tokenseal envelope, version %d, %s, chunks of %d bytes\n", out.Version, out.Format, out.ChunkSize)
 	pt := "invalid length"
 	if out.PlaintextBytes != nil {
@@ -138,26 +159,26 @@ func inspect(c *cli.Context) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.KeyID, alg, r.Label)
 	}
 	tw.Flush()
-	printSender := func(what string, s *senderJSON) {
-		name := s.Name
-		if name == "" {
-			name = "not a trusted sender"
-		}
-		fmt.Fprintf(w, "%s: %s (%s)\n  stream %d, serial %d, timestamp %s", what, s.KeyID, name, s.StreamID, s.Serial, s.Timestamp)
-		if s.Signature != "" {
-			fmt.Fprintf(w, ", %s", s.Signature)
-		}
-		fmt.Fprintln(w)
-	}
 	if out.Sender != nil {
-		printSender("sender (not verified by inspect)", out.Sender)
+		printSender(w, "sender (not verified by inspect)", out.Sender)
 	} else {
 		fmt.Fprintln(w, "sender: none (anonymous)")
 	}
 	if out.PreviousSender != nil {
-		printSender("rewrapped from", out.PreviousSender)
+		printSender(w, "rewrapped from", out.PreviousSender)
 	}
-	return nil
+}
+
+func printSender(w io.Writer, what string, s *senderJSON) {
+	name := s.Name
+	if name == "" {
+		name = "not a trusted sender"
+	}
+	fmt.Fprintf(w, "%s: %s (%s)\n  stream %d, serial %d, timestamp %s", what, s.KeyID, name, s.StreamID, s.Serial, s.Timestamp)
+	if s.Signature != "" {
+		fmt.Fprintf(w, ", %s", s.Signature)
+	}
+	fmt.Fprintln(w)
 }
 
 // trustedNames maps key ids to trusted names, if a state directory
