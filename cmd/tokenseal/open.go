@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
@@ -235,53 +233,6 @@ func newReceiver(c *cli.Context, lt *lazyToken, st *lazyState, w receive.Watcher
 		}
 	}
 	return rcv, nil
-}
-
-// lazyState opens the state directory on first use, once: an open that
-// never meets a signed envelope never creates one.
-type lazyState struct {
-	c   *cli.Context
-	mu  sync.Mutex
-	st  *state.Store
-	err error
-}
-
-func (l *lazyState) get() (*state.Store, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.st == nil && l.err == nil {
-		l.st, l.err = openState(l.c)
-	}
-	return l.st, l.err
-}
-
-// LookupTrusted implements receive.Store.
-func (l *lazyState) LookupTrusted(ctx context.Context, id [32]byte) (*state.Trusted, error) {
-	st, err := l.get()
-	if err != nil {
-		return nil, err
-	}
-	return st.LookupTrusted(ctx, id)
-}
-
-// AcceptBatch implements receive.Store.
-func (l *lazyState) AcceptBatch(ctx context.Context, items []state.AcceptItem, window uint64, now time.Time) []error {
-	st, err := l.get()
-	if err != nil {
-		errs := make([]error, len(items))
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
-	}
-	return st.AcceptBatch(ctx, items, window, now)
-}
-
-// Close closes the state database if it was opened.
-func (l *lazyState) Close() {
-	if l.st != nil {
-		l.st.Close()
-	}
 }
 
 // fileOutput is an atomicFile as a receive.Output: with --sync its data

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -11,12 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/tokenseal/tokenseal/envelope"
-	"github.com/tokenseal/tokenseal/envelope/state"
 	"github.com/tokenseal/tokenseal/token"
 	"github.com/urfave/cli/v2"
 )
@@ -96,44 +91,6 @@ func resolveRecipient(lt *lazyToken, spec string) (envelope.Recipient, error) {
 		return nil, &recipientError{spec, err}
 	}
 	return r, nil
-}
-
-// recipientError is a recipient that cannot be used (exit 1).
-type recipientError struct {
-	spec string
-	err  error
-}
-
-func (e *recipientError) Error() string { return fmt.Sprintf("recipient %s: %v", e.spec, e.err) }
-func (e *recipientError) Unwrap() error { return e.err }
-
-// readRecipientsFile reads a recipients file: one recipient a line, blank
-// lines and lines starting with # ignored; relative paths are relative to
-// the file's directory.
-func readRecipientsFile(path string) ([]string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, &recipientError{path, err}
-	}
-	var specs []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if !strings.HasPrefix(line, "token:") && !strings.HasPrefix(line, "pkcs11:") && !filepath.IsAbs(line) {
-			line = filepath.Join(filepath.Dir(path), line)
-		}
-		specs = append(specs, line)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, &recipientError{path, err}
-	}
-	if len(specs) == 0 {
-		return nil, &recipientError{path, errors.New("no recipients in file")}
-	}
-	return specs, nil
 }
 
 // tokenIdentity is the envelope Identity of every exchange key on the
@@ -236,30 +193,3 @@ func (ti *tokenIdentity) Unwrap(stanzas []*envelope.Stanza) ([]byte, error) {
 	}
 	return nil, envelope.ErrIncorrectIdentity
 }
-
-// stateDir returns --state-dir, TOKENSEAL_STATE_DIR or the default.
-func stateDir(c *cli.Context) (string, error) {
-	if d := c.String("state-dir"); d != "" {
-		return d, nil
-	}
-	return state.DefaultDir()
-}
-
-func openState(c *cli.Context) (*state.Store, error) {
-	dir, err := stateDir(c)
-	if err != nil {
-		return nil, err
-	}
-	return state.Open(dir)
-}
-
-// readPublicKey reads a PEM or DER public key or certificate file.
-func readPublicKey(path string) (crypto.PublicKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return envelope.ParsePublicKey(data)
-}
-
-var _ = context.Background
