@@ -1,25 +1,19 @@
 // Package envelope implements the tokenseal envelope: a file encrypted on
-// the host under a fresh random file key, with that key wrapped for one or
-// more recipients whose private keys live on PKCS#11 tokens.
-//
-// The byte layout is specified in FORMAT.md beside this file; that document
-// is the contract and this package is one implementation of it.
-//
-// # Keys
+// the host under a fresh random file key, wrapped for one or more
+// recipients whose private keys live on PKCS#11 tokens. FORMAT.md beside
+// this file is the contract; this package is one implementation of it.
 //
 // A [Recipient] wraps a file key for one public key; an [Identity] unwraps
-// one. This package never talks to a token: it sees one only through the
-// small interfaces [RSAKey] and [ECDHKey], which the token package
-// satisfies and which [NewSoftwareIdentity] satisfies in software.
-//
-// # Sealing and opening
+// one. This package never talks to a token: it sees one only through
+// [RSAKey] and [ECDHKey], which the token package satisfies, and
+// [NewSoftwareIdentity] satisfies in software.
 //
 // [Seal] returns a writer that encrypts a stream; [Open] returns a reader
-// that decrypts one. The reader releases plaintext one 64 KiB chunk at a
-// time and only after that chunk authenticated; io.EOF from it means the
-// whole payload authenticated. A caller that must never expose a prefix of
-// a tampered message (a file written to disk, say) writes to a temporary
-// place and commits only after io.EOF.
+// that decrypts one, releasing each 64 KiB chunk only once it
+// authenticated: io.EOF means the whole payload (and the signature, if
+// signed) verified. A caller that must never expose a prefix of a
+// tampered message writes to a temporary place and commits after io.EOF;
+// package receive does that, with replay protection.
 package envelope
 
 import (
@@ -115,6 +109,21 @@ var (
 	// ErrUnwrap means a stanza addressed to the identity did not yield a
 	// valid file key.
 	ErrUnwrap = rejected("wrapped key did not unwrap: not addressed to this key or corrupted")
+
+	// ErrSignature means the sender's signature did not verify.
+	ErrSignature = rejected("sender signature does not verify")
+
+	// ErrUnsigned is returned by Open for an anonymous envelope when
+	// OpenOptions.RefuseAnonymous is set.
+	ErrUnsigned = rejected("envelope is not signed (anonymous)")
+
+	// ErrUnknownSender is what OpenOptions.Senders returns for a key it
+	// does not trust; Open turns it into an *UnknownSenderError.
+	ErrUnknownSender = errors.New("unknown sender")
+
+	// ErrNoRecipientsLeft is returned when a rewrap would remove every
+	// recipient.
+	ErrNoRecipientsLeft = errors.New("rewrap would leave no recipients")
 )
 
 type rejectedError struct{ msg string }
@@ -416,10 +425,6 @@ type OpenOptions struct {
 	// RefuseAnonymous refuses envelopes without a sender signature.
 	RefuseAnonymous bool
 }
-
-// ErrUnknownSender is what OpenOptions.Senders returns for a key it does
-// not trust.
-var ErrUnknownSender = errors.New("unknown sender")
 
 // Reader decrypts an envelope's payload. See the package documentation for
 // what it guarantees.

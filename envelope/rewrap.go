@@ -2,7 +2,6 @@ package envelope
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 
@@ -32,10 +31,6 @@ type Rewrapped struct {
 	// Added counts the stanzas added.
 	Added int
 }
-
-// ErrNoRecipientsLeft is returned when a rewrap would remove every
-// recipient.
-var ErrNoRecipientsLeft = errors.New("rewrap would leave no recipients")
 
 // Rewrap rewrites an envelope for another set of recipients without
 // re-encrypting its payload: it unwraps the file key with one of

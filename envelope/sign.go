@@ -83,13 +83,6 @@ type Sender struct {
 	Time     time.Time
 }
 
-// ErrSignature means the sender's signature did not verify.
-var ErrSignature = rejected("sender signature does not verify")
-
-// ErrUnsigned is returned by Open for an anonymous envelope when
-// OpenOptions.RefuseAnonymous is set.
-var ErrUnsigned = rejected("envelope is not signed (anonymous)")
-
 // UnknownSenderError is returned by Open for an envelope signed by a key
 // the caller does not trust.
 type UnknownSenderError struct{ KeyID KeyID }

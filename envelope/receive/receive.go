@@ -13,9 +13,9 @@
 // changes nothing in the ledger, so a forgery never burns the serial it
 // claims.
 //
-// Anonymous envelopes carry no serial: they are refused unless
-// [Config.AllowAnonymous], and then streamed chunk by chunk as they
-// authenticate.
+// Anonymous envelopes carry no serial, so no replay protection: they are
+// refused unless [Config.AllowAnonymous]. To a stream, an anonymous
+// envelope is released chunk by chunk as each authenticates.
 //
 // # Storage
 //
