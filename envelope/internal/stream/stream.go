@@ -146,7 +146,9 @@ func (w *Writer) flush(last bool) error {
 
 // seal seals one chunk of plaintext pt under nonce n, appending it to
 // dst. Every chunk goes through here, on the serial and the pipelined
-// paths alike.
+// paths alike (there, in the AEAD stage): a per-chunk step, such as a
+// digest of the chunk's ciphertext bound to its nonce (index and last
+// flag), belongs here and in open.
 func (w *Writer) seal(dst, pt []byte, n nonce) []byte {
 	return w.a.Seal(dst, n[:], pt, nil)
 }
