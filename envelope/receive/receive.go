@@ -38,18 +38,33 @@ import (
 )
 
 // Store is where a Receiver finds trusted senders and records accepted
-// envelopes. *state.Store satisfies it.
+// envelopes. *state.Store satisfies it. Its methods may be called from
+// several goroutines at once.
 type Store interface {
+	Senders
+	Ledger
+}
+
+// Senders finds trusted senders.
+type Senders interface {
 	// LookupTrusted returns the trusted sender whose key identifier is
 	// id, or an error wrapping state.ErrNotFound.
 	LookupTrusted(ctx context.Context, id [32]byte) (*state.Trusted, error)
+}
+
+// Ledger is the replay ledger.
+type Ledger interface {
 	// AcceptBatch records the items' serials in one transaction, in
-	// order, within an anti-replay window of the given width. It returns
-	// one error per item: nil when recorded, an error wrapping
-	// state.ErrReplay when refused (the item changes nothing), or for
-	// every item the error that failed the transaction.
+	// order, within an anti-replay window of the given width (a serial
+	// at or below the highest accepted minus the width is refused, and so
+	// is one pruned by a narrower window before). It returns one error
+	// per item: nil when recorded, an error wrapping state.ErrReplay when
+	// refused (the item changes nothing), or for every item the error
+	// that failed the transaction.
 	AcceptBatch(ctx context.Context, items []state.AcceptItem, window uint64, now time.Time) []error
 }
+
+var _ Store = (*state.Store)(nil)
 
 // Config says how a Receiver decides.
 type Config struct {
