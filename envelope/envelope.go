@@ -38,7 +38,7 @@ import (
 const fileKeySize = 32
 
 // A Stanza is one recipient's wrapped copy of the file key, as the header
-// carries it (FORMAT.md, section 2.2).
+// carries it (FORMAT.md, sections 2 and 4).
 type Stanza struct {
 	Type  uint8  // 1 RSA-OAEP, 2 ECDH P-256, 3 ECDH P-384; others are skipped
 	KeyID KeyID  // the recipient's key identifier

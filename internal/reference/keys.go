@@ -13,7 +13,7 @@ import (
 	"fmt"
 )
 
-// KeyID is SHA-256 of the DER SubjectPublicKeyInfo (section 2.2).
+// KeyID is SHA-256 of the DER SubjectPublicKeyInfo (section 2).
 func KeyID(pub crypto.PublicKey) []byte {
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
