@@ -3,6 +3,7 @@ package cms
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdh"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -166,3 +167,5 @@ func sender(t testing.TB, name string, withCert bool) *Sender {
 	}
 	return snd
 }
+
+func ecdhP256() ecdh.Curve { return ecdh.P256() }
