@@ -15,9 +15,9 @@ import (
 // exactly ErrDecrypt.
 
 type tamperCase struct {
-	name string
-	msg  []byte
-	pt   []byte
+	name   string
+	msg    []byte
+	pt     []byte
 	key    *testKey
 	opts   *OpenOptions
 	compat bool
@@ -31,7 +31,7 @@ func tamperCases(t *testing.T, size int) []tamperCase {
 	ks, _ := keys(t)
 	var out []tamperCase
 	for _, c := range []struct {
-		key, signer string
+		key, signer  string
 		cert, compat bool
 	}{
 		{"rsa2048", "", false, false},
