@@ -3,13 +3,17 @@ package cms
 import (
 	"bytes"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"testing"
 )
 
+// TestRoundTrip seals and opens every combination of key, recipient
+// form, content algorithm, signer and armor, the size cycling through the
+// boundaries (a full matrix of sizes too would cost minutes under -race).
 func TestRoundTrip(t *testing.T) {
 	ks, _ := keys(t)
+	sizes := []int{0, 1, 15, 16, 17, contentChunk + 3}
+	i := 0
 	for _, name := range []string{"rsa2048", "rsa3072", "p256", "p384"} {
 		k := ks[name]
 		for _, byCert := range []bool{true, false} {
@@ -26,10 +30,10 @@ func TestRoundTrip(t *testing.T) {
 			for _, compat := range []bool{false, true} {
 				for _, signed := range []string{"", "sign-p256", "sign-rsa2048"} {
 					for _, armor := range []bool{false, true} {
-						for _, size := range []int{0, 1, 15, 16, 17, contentChunk + 3} {
-							name := fmt.Sprintf("%s/cert=%v/compat=%v/signed=%s/armor=%v/%d", name, byCert, compat, signed, armor, size)
-							roundTrip(t, name, k, r, compat, signed, armor, size)
-						}
+						size := sizes[i%len(sizes)]
+						i++
+						name := fmt.Sprintf("%s/cert=%v/compat=%v/signed=%s/armor=%v/%d", name, byCert, compat, signed, armor, size)
+						roundTrip(t, name, k, r, compat, signed, armor, size)
 					}
 				}
 			}
@@ -72,8 +76,5 @@ func roundTrip(t *testing.T, name string, k *testKey, r *Recipient, compat bool,
 	}
 	if err := v.DecryptFrom(&spool, &out); err != nil || !bytes.Equal(out.Bytes(), pt) {
 		t.Fatalf("%s: DecryptFrom: %v", name, err)
-	}
-	if !errors.Is(nil, nil) {
-		t.Fatal()
 	}
 }
