@@ -2,7 +2,6 @@ package cms
 
 import (
 	"bufio"
-	"errors"
 	"io"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -468,6 +467,3 @@ func (o *octetReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
-
-// errShortRead is never returned to callers; it marks an internal misuse.
-var errShortRead = errors.New("cms: internal error: short read")

@@ -169,3 +169,19 @@ func sender(t testing.TB, name string, withCert bool) *Sender {
 }
 
 func ecdhP256() ecdh.Curve { return ecdh.P256() }
+
+// recipientFor returns k's recipient: by certificate or by bare key.
+func recipientFor(t testing.TB, k *testKey, byCert bool) *Recipient {
+	t.Helper()
+	var r *Recipient
+	var err error
+	if byCert {
+		r, err = NewCertificateRecipient(k.cert, 0)
+	} else {
+		r, err = NewKeyRecipient(k.priv.Public(), 0)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

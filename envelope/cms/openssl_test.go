@@ -191,16 +191,7 @@ func TestWeEncryptOpenSSLDecrypts(t *testing.T) {
 }
 
 func weEncrypt(t *testing.T, dir, label string, k *testKey, byCert bool, opts *SealOptions, signer string, size int) {
-	var r *Recipient
-	var err error
-	if byCert {
-		r, err = NewCertificateRecipient(k.cert, 0)
-	} else {
-		r, err = NewKeyRecipient(k.priv.Public(), 0)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := recipientFor(t, k, byCert)
 	if signer != "" {
 		opts.Sender = sender(t, signer, true)
 	}

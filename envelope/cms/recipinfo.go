@@ -138,11 +138,9 @@ func parseKARI(s cryptobyte.String, ri *recipientInfo) string {
 	if !orig.ReadASN1(&origKey, asn1.Tag(1).Constructed().ContextSpecific()) || !orig.Empty() {
 		return "KeyAgreeRecipientInfo originator is not an originatorKey (static-static ECDH is not supported)"
 	}
-	var bs asn1BitString
-	if !readAlgID(&origKey, &ri.origAlg) || !bs.read(&origKey) || !origKey.Empty() {
+	if !readAlgID(&origKey, &ri.origAlg) || !origKey.ReadASN1BitStringAsBytes(&ri.origPub) || !origKey.Empty() {
 		return "bad KeyAgreeRecipientInfo originatorKey"
 	}
-	ri.origPub = bs
 	var ukmOuter cryptobyte.String
 	var hasUKM bool
 	if !s.ReadOptionalASN1(&ukmOuter, &hasUKM, asn1.Tag(1).Constructed().ContextSpecific()) {
@@ -204,18 +202,6 @@ func readKARIRID(s *cryptobyte.String, rid *RecipientID) bool {
 	}
 	rid.SubjectKeyID = ski
 	return rki.Empty()
-}
-
-// asn1BitString reads a BIT STRING with no unused bits.
-type asn1BitString []byte
-
-func (b *asn1BitString) read(s *cryptobyte.String) bool {
-	var v cryptobyte.String
-	if !s.ReadASN1(&v, asn1.BIT_STRING) || len(v) < 1 || v[0] != 0 {
-		return false
-	}
-	*b = asn1BitString(v[1:])
-	return true
 }
 
 // rids lists the recipient identifiers of the infos this package reads.

@@ -17,16 +17,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, name := range []string{"rsa2048", "rsa3072", "p256", "p384"} {
 		k := ks[name]
 		for _, byCert := range []bool{true, false} {
-			var r *Recipient
-			var err error
-			if byCert {
-				r, err = NewCertificateRecipient(k.cert, 0)
-			} else {
-				r, err = NewKeyRecipient(k.priv.Public(), 0)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := recipientFor(t, k, byCert)
 			for _, compat := range []bool{false, true} {
 				for _, signed := range []string{"", "sign-p256", "sign-rsa2048"} {
 					for _, armor := range []bool{false, true} {
