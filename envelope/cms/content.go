@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/subtle"
 	"io"
+	"sync/atomic"
 )
 
 // contentChunk is how much content is encrypted or decrypted at a time,
@@ -18,22 +19,46 @@ const contentChunk = 256 << 10
 // keep it from anyone until tagOK. For CBC it holds back the last block
 // until the end and checks the padding in constant time; any failure is
 // ErrDecrypt.
+//
+// A worker goroutine reads and decrypts up to two chunks ahead of the
+// reader, so that the caller's parsing, hashing and writing overlap the
+// I/O and the cipher. It alone touches src and the cipher state until it
+// has delivered the last chunk (or was stopped by close); everything the
+// reader needs comes with the chunks.
 type plainReader struct {
-	src      io.Reader
-	gcm      *gcmStream
-	cbc      cipher.BlockMode
-	hashOnly bool
-	buf      []byte // 16 bytes of room for a held CBC block, then a chunk
-	out      []byte
-	held     bool     // CBC: last holds the plaintext of the last block read
-	last     [16]byte // (released at the next fill, or at the end unpadded)
-	n        int64    // content octets read
+	// worker side
+	src  io.Reader
+	gcm  *gcmStream
+	cbc  cipher.BlockMode
+	held bool     // CBC: last holds the plaintext of the last block read
+	last [16]byte // (released with the next chunk, or at the end unpadded)
+	wn   int64
+	// shared
+	hashOnly atomic.Bool
+	ready    chan plainChunk
+	free     chan []byte
+	stop     chan struct{}
+	done     chan struct{}
+	// reader side
+	cur []byte
+	out []byte
+	n   int64 // content octets read, as of the current chunk
+	eof bool
+	err error
+}
+
+type plainChunk struct {
+	buf, out []byte
+	n        int64
 	eof      bool
 	err      error
 }
 
+const plainBuffers = 3 // one being read by the caller, two ahead
+
 func newPlainReader(src io.Reader, alg *contentAlg, key []byte, hashOnly bool) (*plainReader, error) {
-	p := &plainReader{src: src, hashOnly: hashOnly, buf: make([]byte, 16+contentChunk)}
+	p := &plainReader{src: src}
+	p.hashOnly.Store(hashOnly)
 	var err error
 	if alg.gcm {
 		p.gcm, err = newGCMStream(key, alg.iv)
@@ -55,7 +80,7 @@ func (p *plainReader) Read(b []byte) (int, error) {
 		if p.eof {
 			return 0, io.EOF
 		}
-		p.fill()
+		p.next()
 	}
 	n := copy(b, p.out)
 	p.out = p.out[n:]
@@ -73,7 +98,7 @@ func (p *plainReader) WriteTo(w io.Writer) (int64, error) {
 			if p.eof {
 				return total, nil
 			}
-			p.fill()
+			p.next()
 		}
 		n, err := w.Write(p.out)
 		total += int64(n)
@@ -84,66 +109,109 @@ func (p *plainReader) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
-func (p *plainReader) fill() {
-	chunk := p.buf[16:]
+// next takes the next chunk from the worker (starting it the first time).
+func (p *plainReader) next() {
+	if p.ready == nil {
+		p.ready, p.free = make(chan plainChunk, plainBuffers), make(chan []byte, plainBuffers)
+		p.stop, p.done = make(chan struct{}), make(chan struct{})
+		for range plainBuffers {
+			p.free <- make([]byte, 16+contentChunk)
+		}
+		go p.worker()
+	}
+	if p.cur != nil {
+		p.free <- p.cur
+	}
+	c := <-p.ready
+	p.cur, p.out, p.n, p.eof, p.err = c.buf, c.out, c.n, c.eof, c.err
+}
+
+func (p *plainReader) worker() {
+	defer close(p.done)
+	for {
+		var buf []byte
+		select {
+		case buf = <-p.free:
+		case <-p.stop:
+			return
+		}
+		out, eof, err := p.fill(buf)
+		select {
+		case p.ready <- plainChunk{buf: buf, out: out, n: p.wn, eof: eof, err: err}:
+		case <-p.stop:
+			return
+		}
+		if eof || err != nil {
+			return
+		}
+	}
+}
+
+// close stops the worker and waits for it; the reader is unusable after.
+func (p *plainReader) close() {
+	if p.ready != nil && p.stop != nil {
+		close(p.stop)
+		<-p.done
+		p.stop = nil
+	}
+}
+
+// fill reads a chunk into buf[16:] and decrypts it (worker side).
+func (p *plainReader) fill(buf []byte) (out []byte, eof bool, err error) {
+	chunk := buf[16:]
 	m, err := io.ReadFull(p.src, chunk)
 	switch err {
 	case nil:
 	case io.EOF, io.ErrUnexpectedEOF:
-		p.eof = true
+		eof, err = true, nil
 	default:
-		p.err = err
-		return
+		return nil, false, err
 	}
-	p.n += int64(m)
+	p.wn += int64(m)
 	c := chunk[:m]
 	if p.gcm != nil {
-		if p.hashOnly {
+		if p.hashOnly.Load() {
 			p.gcm.hash(c)
-		} else {
-			p.gcm.decrypt(c, c)
-			p.out = c
+			return nil, eof, nil
 		}
-		return
+		p.gcm.decrypt(c, c)
+		return c, eof, nil
 	}
-	p.fillCBC(c)
+	out, err = p.fillCBC(buf, c, eof)
+	return out, eof, err
 }
 
-func (p *plainReader) fillCBC(c []byte) {
+func (p *plainReader) fillCBC(buf, c []byte, eof bool) ([]byte, error) {
 	if len(c)%16 != 0 {
-		p.err = ErrDecrypt
-		return
+		return nil, ErrDecrypt
 	}
 	// The plaintext of the last block read is held back: it carries the
 	// padding, and only the end of the content tells which block is last.
 	start, lastAt := 16, len(c)
 	if p.held || len(c) == 0 {
-		copy(p.buf[:16], p.last[:])
+		copy(buf[:16], p.last[:])
 		start = 0
 	}
+	var out []byte
 	if len(c) > 0 {
 		p.cbc.CryptBlocks(c, c)
-		copy(p.last[:], p.buf[lastAt:lastAt+16])
-		p.out = p.buf[start:lastAt]
+		copy(p.last[:], buf[lastAt:lastAt+16])
+		out = buf[start:lastAt]
 	} else {
 		if !p.held { // no ciphertext at all
-			p.err = ErrDecrypt
-			return
+			return nil, ErrDecrypt
 		}
 		lastAt = 0
-		p.out = nil
 	}
 	p.held = true
-	if !p.eof {
-		return
+	if !eof {
+		return out, nil
 	}
 	pad, ok := checkPadding(p.last[:])
 	if !ok {
-		p.err = ErrDecrypt
-		p.out = nil
-		return
+		return nil, ErrDecrypt
 	}
-	p.out = p.buf[start : lastAt+16-pad]
+	return buf[start : lastAt+16-pad], nil
 }
 
 // checkPadding checks PKCS #7 padding (RFC 5652 section 6.3) of the last
@@ -159,7 +227,8 @@ func checkPadding(block []byte) (int, bool) {
 	return pad, good == 1
 }
 
-// tagOK reports whether the GCM tag verifies (after EOF).
+// tagOK reports whether the GCM tag verifies. It is called after EOF,
+// when the worker has stopped.
 func (p *plainReader) tagOK(mac []byte) bool {
 	return p.gcm != nil && p.eof && p.err == nil && p.gcm.verify(mac)
 }
@@ -167,21 +236,34 @@ func (p *plainReader) tagOK(mac []byte) bool {
 // contentWriter encrypts what is written to it and writes the ciphertext
 // to w as definite-length OCTET STRING segments of contentChunk bytes
 // (the last shorter), the content of Seal's indefinite [0]
-// encryptedContent.
+// encryptedContent. Full chunks are encrypted and written by a worker
+// goroutine, started at the first full chunk, so that the caller's reads
+// (and, in signed mode, its SHA-256) overlap the encryption and the
+// writes; close waits for it and does the last chunk itself. Only one of
+// them touches the cipher state and w at any time.
 type contentWriter struct {
 	w    io.Writer
 	gcm  *gcmStream
 	cbc  cipher.BlockMode
-	buf  []byte // segment header room (5 bytes), then a chunk, then 16 for padding
+	buf  []byte // segment header room (segHdr bytes), then a chunk, then 16 for padding
 	n    int    // bytes in the chunk
 	size int64
 	err  error
+	// the worker
+	work    chan []byte
+	free    chan []byte
+	done    chan struct{}
+	werr    atomic.Pointer[error]
+	stopped bool
 }
 
-const segHdr = 5
+const (
+	segHdr     = 5
+	segBuffers = 3 // one filling, one queued, one being encrypted and written
+)
 
 func newContentWriter(w io.Writer, alg *contentAlg, key []byte) (*contentWriter, error) {
-	c := &contentWriter{w: w, buf: make([]byte, segHdr+contentChunk+16)}
+	c := &contentWriter{w: w, buf: newSegment()}
 	var err error
 	if alg.gcm {
 		c.gcm, err = newGCMStream(key, alg.iv)
@@ -195,6 +277,8 @@ func newContentWriter(w io.Writer, alg *contentAlg, key []byte) (*contentWriter,
 	return c, nil
 }
 
+func newSegment() []byte { return make([]byte, segHdr+contentChunk+16) }
+
 func (c *contentWriter) Write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
@@ -206,7 +290,7 @@ func (c *contentWriter) Write(p []byte) (int, error) {
 		p = p[k:]
 		total += k
 		if c.n == contentChunk {
-			if c.err = c.flush(false); c.err != nil {
+			if c.err = c.handOff(); c.err != nil {
 				return total, c.err
 			}
 		}
@@ -214,44 +298,101 @@ func (c *contentWriter) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// flush encrypts the chunk and writes it as one OCTET STRING segment.
-func (c *contentWriter) flush(final bool) error {
-	c.size += int64(c.n)
-	if c.gcm != nil && c.size > gcmMaxBytes {
+// handOff gives the full chunk to the worker and takes a free buffer.
+func (c *contentWriter) handOff() error {
+	if c.size += int64(c.n); c.gcm != nil && c.size > gcmMaxBytes {
 		return errTooLong
 	}
-	data := c.buf[segHdr : segHdr+c.n]
+	if err := c.workerErr(); err != nil {
+		return err
+	}
+	if c.work == nil {
+		c.work, c.free, c.done = make(chan []byte, segBuffers-2), make(chan []byte, segBuffers), make(chan struct{})
+		for range segBuffers - 1 {
+			c.free <- newSegment()
+		}
+		go c.worker()
+	}
+	c.work <- c.buf
+	c.buf, c.n = <-c.free, 0
+	return nil
+}
+
+func (c *contentWriter) worker() {
+	defer close(c.done)
+	for seg := range c.work {
+		if c.workerErr() == nil {
+			if err := c.encryptSegment(seg, contentChunk, false); err != nil {
+				c.werr.Store(&err)
+			}
+		}
+		c.free <- seg
+	}
+}
+
+func (c *contentWriter) workerErr() error {
+	if p := c.werr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// encryptSegment encrypts the n bytes of seg after its segHdr bytes of
+// header room (CBC pads into the 16 bytes after them at the end) and
+// writes them as one OCTET STRING segment.
+func (c *contentWriter) encryptSegment(seg []byte, n int, final bool) error {
+	data := seg[segHdr : segHdr+n]
 	if c.gcm != nil {
 		c.gcm.encrypt(data, data)
 	} else {
 		if final {
-			pad := 16 - c.n%16
+			pad := 16 - n%16
 			for i := 0; i < pad; i++ {
 				data = append(data, byte(pad))
 			}
 		}
 		c.cbc.CryptBlocks(data, data)
 	}
-	c.n = 0
 	if len(data) == 0 {
 		return nil
 	}
 	hdr := appendLength([]byte{tagOctetString}, len(data))
-	seg := c.buf[segHdr-len(hdr) : segHdr+len(data)]
-	copy(seg, hdr)
-	_, err := c.w.Write(seg)
+	start := segHdr - len(hdr)
+	copy(seg[start:], hdr)
+	_, err := c.w.Write(seg[start : segHdr+len(data)])
 	return err
 }
 
-// close writes the last segment and returns the GCM tag (nil for CBC).
+// abort stops the worker after a failure; the message is unusable. It
+// may be called more than once.
+func (c *contentWriter) abort() {
+	if c.work != nil && !c.stopped {
+		close(c.work)
+		<-c.done
+	}
+	c.stopped = true
+	c.err = errClosed
+}
+
+// close waits for the worker, writes the last segment and returns the GCM
+// tag (nil for CBC).
 func (c *contentWriter) close() ([]byte, error) {
 	if c.err != nil {
-		return nil, c.err
+		err := c.err
+		c.abort()
+		return nil, err
 	}
-	if c.err = c.flush(true); c.err != nil {
-		return nil, c.err
+	c.abort() // waits for the worker
+	if err := c.workerErr(); err != nil {
+		return nil, err
 	}
-	c.err = errClosed
+	c.size += int64(c.n)
+	if c.gcm != nil && c.size > gcmMaxBytes {
+		return nil, errTooLong
+	}
+	if err := c.encryptSegment(c.buf, c.n, true); err != nil {
+		return nil, err
+	}
 	if c.gcm != nil {
 		return c.gcm.tag(), nil
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
-	"errors"
 	"io"
 	"strings"
 )
@@ -129,7 +128,7 @@ func openInput(src io.Reader) (*input, error) {
 	default:
 		return nil, &ParseError{Msg: "not a CMS message (neither BER/DER, PEM nor S/MIME)"}
 	}
-	in.br = bufio.NewReaderSize(&b64Reader{base64.NewDecoder(base64.StdEncoding, in.text)}, ioBuf)
+	in.br = bufio.NewReaderSize(newB64Decoder(in.text), ioBuf)
 	return in, nil
 }
 
@@ -245,21 +244,32 @@ func (in *input) finish() error {
 type b64Lines struct {
 	br      *bufio.Reader
 	end     string // PEM END line; "" for S/MIME
-	pending []byte
+	pending []byte // the unread part of line
+	line    []byte
 	done    bool
 }
 
+// Read fills p with as many lines as fit: base64's decoder decodes what
+// one Read gives it, so short reads would make it slow.
 func (l *b64Lines) Read(p []byte) (int, error) {
-	for len(l.pending) == 0 {
-		if l.done {
-			return 0, io.EOF
+	n := 0
+	for n < len(p) {
+		if len(l.pending) == 0 {
+			if l.done {
+				break
+			}
+			if err := l.nextLine(); err != nil {
+				return n, err
+			}
+			continue
 		}
-		if err := l.nextLine(); err != nil {
-			return 0, err
-		}
+		k := copy(p[n:], l.pending)
+		l.pending = l.pending[k:]
+		n += k
 	}
-	n := copy(p, l.pending)
-	l.pending = l.pending[n:]
+	if n == 0 && l.done {
+		return 0, io.EOF
+	}
 	return n, nil
 }
 
@@ -288,19 +298,63 @@ func (l *b64Lines) nextLine() error {
 	case l.end == "" && len(t) == 0:
 		l.done = true
 	default:
-		l.pending = append(l.pending[:0], t...)
+		l.line = append(l.line[:0], t...)
+		l.pending = l.line
 	}
 	return nil
 }
 
-// b64Reader turns base64 decoding errors into parse errors.
-type b64Reader struct{ r io.Reader }
+// b64Decoder decodes the base64 text b64Lines yields, many lines at a
+// time (encoding/base64's streaming decoder scans for line breaks byte by
+// byte, and is slow here). Padding may end only the whole text.
+type b64Decoder struct {
+	src    io.Reader
+	text   []byte // text read, its first carry bytes left over from the last fill
+	carry  int
+	padded bool
+	obuf   []byte
+	out    []byte
+	err    error
+}
 
-func (b *b64Reader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	var ce base64.CorruptInputError
-	if errors.As(err, &ce) {
-		err = &ParseError{Msg: "bad base64 in the text form"}
+func newB64Decoder(src io.Reader) *b64Decoder {
+	return &b64Decoder{src: src, text: make([]byte, ioBuf), obuf: make([]byte, ioBuf/4*3)}
+}
+
+func (d *b64Decoder) Read(p []byte) (int, error) {
+	for len(d.out) == 0 {
+		if d.err != nil {
+			return 0, d.err
+		}
+		d.fill()
 	}
-	return n, err
+	n := copy(p, d.out)
+	d.out = d.out[n:]
+	return n, nil
+}
+
+func (d *b64Decoder) fill() {
+	n, err := io.ReadFull(d.src, d.text[d.carry:])
+	eof := err == io.EOF || err == io.ErrUnexpectedEOF
+	if err != nil && !eof {
+		d.err = err
+		return
+	}
+	total := d.carry + n
+	use := total - total%4
+	if (eof && use != total) || (use > 0 && d.padded) {
+		d.err = &ParseError{Msg: "bad base64 in the text form"}
+		return
+	}
+	m, derr := base64.StdEncoding.Decode(d.obuf, d.text[:use])
+	if derr != nil {
+		d.err = &ParseError{Msg: "bad base64 in the text form"}
+		return
+	}
+	d.padded = use > 0 && d.text[use-1] == '='
+	d.out = d.obuf[:m]
+	d.carry = copy(d.text, d.text[use:total])
+	if eof {
+		d.err = io.EOF
+	}
 }

@@ -187,6 +187,7 @@ func (d *Decrypter) run(src io.Reader, dst io.Writer, verifyOnly bool) (*runResu
 	if err != nil {
 		return nil, err
 	}
+	defer p.close()
 	ow := &outWriter{w: dst}
 	sc, inner := readContent(p, ow, m.encType, &d.opts, verifyOnly)
 	var oe *outError
@@ -196,7 +197,8 @@ func (d *Decrypter) run(src io.Reader, dst io.Writer, verifyOnly bool) (*runResu
 	if inner != nil {
 		// Keep authenticating to the end, so that a forged message gets
 		// the same error whatever its content.
-		p.hashOnly, p.out = m.alg.gcm, nil
+		p.hashOnly.Store(m.alg.gcm)
+		p.out = nil
 		if _, err := io.Copy(io.Discard, p); err != nil && p.err == nil {
 			return nil, err
 		}
@@ -246,7 +248,8 @@ func readContent(p *plainReader, w io.Writer, encType oid, opts *OpenOptions, ve
 			return nil, ErrUnsigned
 		}
 		if verifyOnly && p.gcm != nil {
-			p.hashOnly, p.out = true, nil
+			p.hashOnly.Store(true)
+			p.out = nil
 		}
 		if _, err := w.Write(head); err != nil {
 			return nil, err
@@ -300,6 +303,7 @@ func (v *Verified) DecryptFrom(spool io.Reader, dst io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer p.close()
 	ow := &outWriter{w: dst}
 	sc, err := readContent(p, ow, v.encType, &v.opts, false)
 	var oe *outError

@@ -3,8 +3,11 @@ package cms
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // TestRoundTrip seals and opens every combination of key, recipient
@@ -67,5 +70,41 @@ func roundTrip(t *testing.T, name string, k *testKey, r *Recipient, compat bool,
 	}
 	if err := v.DecryptFrom(&spool, &out); err != nil || !bytes.Equal(out.Bytes(), pt) {
 		t.Fatalf("%s: DecryptFrom: %v", name, err)
+	}
+}
+
+// failWriter fails every write after the first n bytes.
+type failWriter struct{ n int }
+
+func (f *failWriter) Write(p []byte) (int, error) {
+	if f.n -= len(p); f.n < 0 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+// TestSealWriteError: an output that fails makes Write or Close fail, and
+// Seal's worker goroutine stops.
+func TestSealWriteError(t *testing.T) {
+	ks, _ := keys(t)
+	r := recipientFor(t, ks["p256"], false)
+	before := runtime.NumGoroutine()
+	for _, limit := range []int{0, 100, contentChunk, 3 * contentChunk} {
+		w, err := Seal(&failWriter{n: limit}, []*Recipient{r}, &SealOptions{Sender: sender(t, "sign-p256", false)})
+		if err != nil {
+			if limit == 0 {
+				continue // the header did not fit
+			}
+			t.Fatal(err)
+		}
+		_, werr := w.Write(make([]byte, 8*contentChunk))
+		cerr := w.Close()
+		if werr == nil && cerr == nil {
+			t.Fatalf("limit %d: no error", limit)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if after := runtime.NumGoroutine(); after > before {
+		t.Fatalf("goroutines: %d before, %d after", before, after)
 	}
 }

@@ -174,11 +174,15 @@ func (s *sealWriter) Write(p []byte) (int, error) {
 // Close writes the end of the message.
 func (s *sealWriter) Close() error {
 	if s.err != nil {
+		if s.err != errClosed {
+			s.content.abort()
+		}
 		return s.err
 	}
 	s.err = errClosed
 	if s.signed != nil {
 		if err := s.signed.close(); err != nil {
+			s.content.abort()
 			return err
 		}
 	}
