@@ -283,15 +283,24 @@ func (c *contentWriter) Write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
+	n, err := fillChunks(&c.buf, &c.n, p, c.handOff)
+	c.err = err
+	return n, err
+}
+
+// fillChunks copies p into the chunk after the segment header room of
+// *buf, holding *n bytes, and calls full each time the chunk is full
+// (full may replace *buf and must reset *n).
+func fillChunks(buf *[]byte, n *int, p []byte, full func() error) (int, error) {
 	total := 0
 	for len(p) > 0 {
-		k := copy(c.buf[segHdr+c.n:segHdr+contentChunk], p)
-		c.n += k
+		k := copy((*buf)[segHdr+*n:segHdr+contentChunk], p)
+		*n += k
 		p = p[k:]
 		total += k
-		if c.n == contentChunk {
-			if c.err = c.handOff(); c.err != nil {
-				return total, c.err
+		if *n == contentChunk {
+			if err := full(); err != nil {
+				return total, err
 			}
 		}
 	}

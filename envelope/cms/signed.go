@@ -196,19 +196,9 @@ func (sw *signedWriter) Write(p []byte) (int, error) {
 		return 0, sw.err
 	}
 	sw.digest.Write(p)
-	total := 0
-	for len(p) > 0 {
-		k := copy(sw.buf[segHdr+sw.n:], p)
-		sw.n += k
-		p = p[k:]
-		total += k
-		if sw.n == contentChunk {
-			if sw.err = sw.flush(); sw.err != nil {
-				return total, sw.err
-			}
-		}
-	}
-	return total, nil
+	n, err := fillChunks(&sw.buf, &sw.n, p, sw.flush)
+	sw.err = err
+	return n, err
 }
 
 func (sw *signedWriter) flush() error {
