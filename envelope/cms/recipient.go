@@ -17,10 +17,11 @@ import (
 	"github.com/tokenseal/tokenseal/envelope"
 )
 
-// Limits on recipients' RSA keys, the same as tokenseal envelopes'.
+// Limits on RSA keys, recipients' and signers', the same as tokenseal
+// envelopes'.
 const (
-	MinRSABits = envelope.MinRSABits
-	MaxRSABits = envelope.MaxRSABits
+	minRSABits = 2048
+	maxRSABits = 4096
 )
 
 // A Recipient is a public key the content-encryption key is delivered to:
@@ -86,8 +87,8 @@ func NewKeyRecipient(pub crypto.PublicKey, oaepHash crypto.Hash) (*Recipient, er
 func newRecipient(pub crypto.PublicKey, oaepHash crypto.Hash) (*Recipient, error) {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		if bits := k.N.BitLen(); bits < MinRSABits || bits > MaxRSABits {
-			return nil, fmt.Errorf("cms: RSA key of %d bits: recipients must have %d to %d bits", bits, MinRSABits, MaxRSABits)
+		if bits := k.N.BitLen(); bits < minRSABits || bits > maxRSABits {
+			return nil, fmt.Errorf("cms: RSA key of %d bits: recipients must have %d to %d bits", bits, minRSABits, maxRSABits)
 		}
 		switch oaepHash {
 		case 0:

@@ -107,8 +107,8 @@ func (s *Sender) check() (int, error) {
 		}
 		return sigECDSA, nil
 	case *rsa.PublicKey:
-		if bits := k.N.BitLen(); bits < MinRSABits || bits > MaxRSABits {
-			return 0, fmt.Errorf("cms: RSA signing key of %d bits: need %d to %d", bits, MinRSABits, MaxRSABits)
+		if bits := k.N.BitLen(); bits < minRSABits || bits > maxRSABits {
+			return 0, fmt.Errorf("cms: RSA signing key of %d bits: need %d to %d", bits, minRSABits, maxRSABits)
 		}
 		return sigPSS, nil
 	}
