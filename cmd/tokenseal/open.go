@@ -34,7 +34,7 @@ var openCommand = &cli.Command{
 		&cli.DurationFlag{Name: "max-age", Value: 7 * 24 * time.Hour, Usage: "refuse signed envelopes whose timestamp is older than `DURATION`"},
 		&cli.DurationFlag{Name: "max-skew", Value: 5 * time.Minute, Usage: "refuse signed envelopes whose timestamp is more than `DURATION` in the future"},
 		&cli.Uint64Flag{Name: "window", Value: state.DefaultWindow, Usage: "width of the anti-replay window in serial `NUMBERS`"},
-		flagStateDir,
+		flagStateDir, flagStateURL,
 		flagSync,
 	},
 	Action: openAction,
@@ -54,7 +54,7 @@ type opener struct {
 	size   int64     // of the inputs together; < 0 unknown
 
 	mu      sync.Mutex // guards what follows; workers run in parallel
-	st      *state.Store
+	st      state.Store
 	stErr   error
 	extra   map[envelope.KeyID]crypto.PublicKey // --sender keys
 	trusted map[envelope.KeyID]crypto.PublicKey // looked up in the state directory
@@ -184,7 +184,7 @@ func (o *opener) close() {
 	}
 }
 
-func (o *opener) store() (*state.Store, error) {
+func (o *opener) store() (state.Store, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.st == nil && o.stErr == nil {

@@ -245,13 +245,7 @@ func stateDir(c *cli.Context) (string, error) {
 	return state.DefaultDir()
 }
 
-func openState(c *cli.Context) (*state.Store, error) {
-	dir, err := stateDir(c)
-	if err != nil {
-		return nil, err
-	}
-	return state.Open(dir)
-}
+func openState(c *cli.Context) (state.Store, error) { return openStore(c) }
 
 // readPublicKey reads a PEM or DER public key or certificate file.
 func readPublicKey(path string) (crypto.PublicKey, error) {
