@@ -216,7 +216,6 @@ func runTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, attempts int, f
 	return fmt.Errorf("gave up after %d attempts: %w", attempts, err)
 }
 
-
 // Retryable reports whether err is a serialization failure, a deadlock
 // or a unique violation (two transactions recording one serial, which
 // SERIALIZABLE reports that way when neither read the row first): the
