@@ -35,8 +35,8 @@ var stateCommand = &cli.Command{
 				"refused, with nothing written, if the two trust a sender name or key differently",
 			UsageText: "tokenseal state copy --from DIR|URL --to DIR|URL",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "from", Usage: "copy from the state directory or database `DIR|URL`", Required: true},
-				&cli.StringFlag{Name: "to", Usage: "copy into the state directory or database `DIR|URL`", Required: true},
+				&cli.StringFlag{Name: "from", Usage: "copy from the state directory or database `DIR|URL`"},
+				&cli.StringFlag{Name: "to", Usage: "copy into the state directory or database `DIR|URL`"},
 			},
 			Action: stateCopy,
 		},
@@ -97,6 +97,9 @@ func stateCopy(c *cli.Context) error {
 		return usageErrorf("state copy takes no arguments: use --from and --to")
 	}
 	from, to := c.String("from"), c.String("to")
+	if from == "" || to == "" {
+		return usageErrorf("state copy needs --from DIR|URL and --to DIR|URL")
+	}
 	for flag, v := range map[string]string{"--from": from, "--to": to} {
 		if postgres.HasPassword(v) {
 			return passwordError(flag)

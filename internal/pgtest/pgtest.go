@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -62,7 +63,10 @@ type Server struct {
 
 // Bin returns the directory of initdb and postgres.
 func Bin() (string, error) {
-	dirs := []string{"/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"}
+	// Debian's postgresql package: 15 on bookworm, newer on later releases.
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	slices.Reverse(dirs)
+	dirs = append([]string{"/usr/lib/postgresql/15/bin"}, dirs...)
 	if d := os.Getenv("TOKENSEAL_TEST_PGBIN"); d != "" {
 		dirs = []string{d}
 	}

@@ -24,10 +24,19 @@ func IsURL(spec string) bool { return postgres.IsSpec(spec) }
 
 // Open opens the store spec names: a database URL or a state directory.
 func Open(ctx context.Context, spec string) (state.Store, error) {
+	// No typed nil in the interface on failure.
 	if IsURL(spec) {
-		return postgres.Open(ctx, spec, postgres.Options{})
+		if s, err := postgres.Open(ctx, spec, postgres.Options{}); err == nil {
+			return s, nil
+		} else {
+			return nil, err
+		}
 	}
-	return sqlite.Open(spec)
+	if s, err := sqlite.Open(spec); err == nil {
+		return s, nil
+	} else {
+		return nil, err
+	}
 }
 
 // Migrate brings the store spec names to the current schema (creating it

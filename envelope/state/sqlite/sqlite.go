@@ -61,6 +61,9 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if v == 0 {
+		v = state.SchemaVersion // made just now
+	}
 	if err := state.CheckVersion(v, "state database "+s.path()); err != nil {
 		s.Close()
 		return nil, err
@@ -95,7 +98,7 @@ func (s *Store) tx(f func(*sql.Tx) error) error {
 }
 
 // open opens the database, creating the current schema in an empty one,
-// and returns its schema version.
+// and returns its schema version as found: 0 when it made it.
 func open(dir string) (*Store, int, error) {
 	path, err := preparePrivate(dir)
 	if err != nil {
@@ -121,7 +124,6 @@ func open(dir string) (*Store, int, error) {
 		if v, err = version(tx); err != nil || v != 0 {
 			return err
 		}
-		v = state.SchemaVersion
 		return create(tx)
 	})
 	if err != nil {
