@@ -48,6 +48,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,6 +66,14 @@ type Options struct {
 	// instead of locking the streams' rows.
 	Serializable bool
 	Retries      int // 0: 10
+	// Stats, when set, counts retried and abandoned transactions.
+	Stats *Stats
+}
+
+// Stats counts what the retry loop did, for measurements.
+type Stats struct {
+	Retries atomic.Int64 // transactions run again
+	GaveUp  atomic.Int64 // transactions abandoned after the last attempt
 }
 
 // Store is an open PostgreSQL state database.
@@ -189,19 +198,24 @@ func dialect(opts Options) sqlstore.Dialect {
 		}
 	}
 	return sqlstore.Dialect{
-		LockStreams: !opts.Serializable,
+		LockStreams:  !opts.Serializable,
+		PrefetchSeen: true,
 		Tx: func(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {
-			return runTx(ctx, db, &sql.TxOptions{Isolation: iso}, attempts, f)
+			err := runTx(ctx, db, &sql.TxOptions{Isolation: iso}, attempts, opts.Stats, f)
+			return err
 		},
 	}
 }
 
 // runTx runs f in a transaction, again after a serialization failure or
 // a deadlock (at most attempts times, with a growing random pause).
-func runTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, attempts int, f func(*sql.Tx) error) error {
+func runTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, attempts int, stats *Stats, f func(*sql.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < attempts; attempt++ {
 		if attempt > 0 {
+			if stats != nil {
+				stats.Retries.Add(1)
+			}
 			pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 7)))
 			select {
 			case <-time.After(pause):
@@ -212,6 +226,9 @@ func runTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, attempts int, f
 		if err = sqlstore.RunOnce(ctx, db, opts, f); !Retryable(err) {
 			return err
 		}
+	}
+	if stats != nil {
+		stats.GaveUp.Add(1)
 	}
 	return fmt.Errorf("gave up after %d attempts: %w", attempts, err)
 }

@@ -37,7 +37,7 @@ func freshDB(t *testing.T) string {
 	return srv.URL(srv.NewDatabase(t))
 }
 
-func openT(t *testing.T, url string, opts Options) *Store {
+func openT(t testing.TB, url string, opts Options) *Store {
 	t.Helper()
 	s, err := Open(ctx, url, opts)
 	if err != nil {

@@ -95,7 +95,7 @@ func (s *Store) create(ctx context.Context) (int, error) {
 
 func (s *Store) create1(ctx context.Context) (int, error) {
 	v := 0
-	err := runTx(ctx, s.DB, nil, 3, func(tx *sql.Tx) error {
+	err := runTx(ctx, s.DB, nil, 3, nil, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(schemaLock)); err != nil {
 			return err
 		}

@@ -39,6 +39,9 @@ type batch struct {
 	tx       *sql.Tx
 	windows  map[streamKey]*state.Window
 	accepted map[streamKey]map[uint64]bool
+	// seen holds, with PrefetchSeen, every serial of the batch the
+	// database had accepted, and when.
+	seen map[streamKey]map[uint64]time.Time
 	rows     []state.Acceptance
 }
 
@@ -93,6 +96,41 @@ func (s *Store) readWindows(b *batch, items []state.AcceptItem) error {
 		}
 		b.windows[k] = &w
 	}
+	if s.D.PrefetchSeen {
+		return b.prefetchSeen(items)
+	}
+	return nil
+}
+
+// prefetchSeen reads which serials of items each stream accepted before.
+// Only serials within the window (above the floor, up to the highest) can
+// have been seen as far as Admit asks, so the scan is bounded to them
+// explicitly: the planner need not guess that the array is selective.
+func (b *batch) prefetchSeen(items []state.AcceptItem) error {
+	serials := map[streamKey][]int64{}
+	for _, it := range items {
+		k := streamKey{it.KeyID, it.Stream}
+		if w := b.windows[k]; it.Serial > w.Floor && it.Serial <= w.Highest {
+			serials[k] = append(serials[k], state.SerialToSQL(it.Serial))
+		}
+	}
+	b.seen = map[streamKey]map[uint64]time.Time{}
+	for k, list := range serials {
+		m := map[uint64]time.Time{}
+		b.seen[k] = m
+		err := each(b.ctx, b.tx, `SELECT serial, at_ms FROM accepted
+			WHERE key_id = $1 AND stream_id = $2 AND serial BETWEEN $3 AND $4 AND serial = ANY($5)`, func(sc scanner) error {
+			var serial, at int64
+			if err := sc.Scan(&serial, &at); err != nil {
+				return err
+			}
+			m[state.SerialFromSQL(serial)] = time.UnixMilli(at)
+			return nil
+		}, k.id[:], int64(k.stream), slices.Min(list), slices.Max(list), list)
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -101,15 +139,10 @@ func (s *Store) readWindow(ctx context.Context, tx *sql.Tx, k streamKey) (state.
 	if s.D.LockStreams {
 		q += ` FOR UPDATE`
 	}
-	// With locks, a row deleted (ledger forget) while this waited for it
-	// is not returned: make it again and lock that.
+	// With locks, a missing row is made (a placeholder whose highest is 0)
+	// and then locked; a row deleted by ledger forget while this waited
+	// for it is not returned either, and is made again.
 	for attempt := 0; ; attempt++ {
-		if s.D.LockStreams {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO streams (key_id, stream_id, highest, last_ms, floor) VALUES ($1, $2, $3, 0, $3)
-				ON CONFLICT (key_id, stream_id) DO NOTHING`, k.id[:], int64(k.stream), zero); err != nil {
-				return state.Window{}, err
-			}
-		}
 		var hi, floor int64
 		err := tx.QueryRowContext(ctx, q, k.id[:], int64(k.stream)).Scan(&hi, &floor)
 		switch {
@@ -122,6 +155,10 @@ func (s *Store) readWindow(ctx context.Context, tx *sql.Tx, k streamKey) (state.
 		case attempt == 3:
 			return state.Window{}, errors.New("a ledger stream kept disappearing while being locked")
 		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO streams (key_id, stream_id, highest, last_ms, floor) VALUES ($1, $2, $3, 0, $3)
+			ON CONFLICT (key_id, stream_id) DO NOTHING`, k.id[:], int64(k.stream), zero); err != nil {
+			return state.Window{}, err
+		}
 	}
 }
 
@@ -132,6 +169,10 @@ func (b *batch) admit(it state.AcceptItem, window uint64, now time.Time) (*state
 	refusal, err := w.Admit(it.Serial, window, it.Name, func(serial uint64) (time.Time, bool, error) {
 		if b.accepted[k][serial] {
 			return now, true, nil
+		}
+		if b.seen != nil {
+			at, ok := b.seen[k][serial]
+			return at, ok, nil
 		}
 		var at int64
 		err := b.tx.QueryRowContext(b.ctx, `SELECT at_ms FROM accepted WHERE key_id = $1 AND stream_id = $2 AND serial = $3`,

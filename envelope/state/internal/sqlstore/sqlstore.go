@@ -33,6 +33,10 @@ type Dialect struct {
 	// they are read. SQLite needs none: a write transaction holds the
 	// whole database.
 	LockStreams bool
+	// PrefetchSeen: the accepted rows a batch may need are read with one
+	// query per stream (serial = ANY($3), an array parameter) rather than
+	// one query per serial: on a server, round trips are what costs.
+	PrefetchSeen bool
 }
 
 // Store is a [state.Store] on a database/sql database holding the
