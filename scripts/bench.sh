@@ -163,7 +163,7 @@ for k in ec rsa sign; do "$ts" key export --label "bench-$k" -o "$work/keys/$k.p
 # state-tmpl: the sender trusted, nothing in the ledger; every open gets a
 # fresh copy. state-seal: the sender's serial counters.
 "$ts" trust add --state-dir "$work/state-tmpl" bench-sender "$work/keys/sign.pem" >&2
-mkdir -p "$work/state-seal"
+mkdir -p -m 700 "$work/state-seal"
 ec=$work/keys/ec.pem
 
 # fresh_state DIR: a prepare step giving DIR a fresh copy of state-tmpl.

@@ -8,30 +8,15 @@ import (
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope/state"
+	"github.com/tokenseal/tokenseal/envelope/state/statetest"
 )
 
-// BenchmarkAcceptBatch: one opener recording batches of 128 new serials
-// of one stream (the shape of a batch open), per strategy. The package's
-// server runs with fsync=off; make bench measures with fsync on.
+// BenchmarkAcceptBatch per strategy (statetest.BenchAcceptBatch). The
+// package's server runs with fsync=off; make bench measures with fsync on.
 func BenchmarkAcceptBatch(b *testing.B) {
 	for _, st := range strategies {
 		b.Run(st.name, func(b *testing.B) {
-			s := openT(b, srv.URL(srv.NewDatabase(b)), st.opts)
-			items := make([]state.AcceptItem, 128)
-			serial := uint64(0)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				for k := range items {
-					serial++
-					items[k] = state.AcceptItem{KeyID: [32]byte{1}, Stream: 1, Serial: serial}
-				}
-				for _, err := range s.AcceptBatch(ctx, items, 0, time.Now()) {
-					if err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			b.ReportMetric(float64(b.N*len(items))/b.Elapsed().Seconds(), "accepted/s")
+			statetest.BenchAcceptBatch(b, openT(b, srv.URL(srv.NewDatabase(b)), st.opts))
 		})
 	}
 }

@@ -42,7 +42,7 @@ type batch struct {
 	// seen holds, with PrefetchSeen, every serial of the batch the
 	// database had accepted, and when.
 	seen map[streamKey]map[uint64]time.Time
-	rows     []state.Acceptance
+	rows []state.Acceptance
 }
 
 // AcceptBatch implements [state.Store]. The window of every stream the
