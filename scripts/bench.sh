@@ -407,19 +407,27 @@ read -r pg_url pg_pass <&"${PGSERVER[0]}" || true
 if [ -n "${pg_url:-}" ]; then
 	export PGPASSFILE=$pg_pass
 	pgenv="env TOKENSEAL_STATE_URL=$(q "$pg_url") PGPASSFILE=$(q "$pg_pass")"
-	$pgenv "$ts" trust add bench-sender "$work/keys/sign.pem" >&2
+	TOKENSEAL_STATE_URL=$pg_url "$ts" trust add bench-sender "$work/keys/sign.pem" >&2
 	printf '#!/bin/sh\nset -e\nrm -rf %s\nmkdir %s\n%s -reset %s\n' "$(q "$bo")" "$(q "$bo")" "$(q "$bin/pgserver")" "$(q "$pg_url")" >"$work/prep-batch-pg"
 	chmod +x "$work/prep-batch-pg"
 	hf batch-open-pg "$runs" "$warmup" "$(q "$work/prep-batch-pg")" \
 		"$pgenv $(q "$ts") open -o $(q "$bo") $(q "$work/batch/in")/*.tseal"
 	got=$(find "$bo" -type f | wc -l)
 	[ "$got" -eq "$batch_n" ] || { log "FAILED: PostgreSQL batch open wrote $got of $batch_n files"; errors+=(batch-count-pg); }
-	# Eight openers at once, envelope i to opener i mod 8.
+	# Eight openers at once, envelope i to opener i mod 8, each on its own
+	# copy of the token (SoftHSM2 rewrites its token file at every login:
+	# logins at once on one copy can fail).
+	for w in 0 1 2 3 4 5 6 7; do
+		mkdir -p "$work/softhsm-$w"
+		cp -a "$work/softhsm/tokens" "$work/softhsm-$w/tokens"
+		printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
+			"$work/softhsm-$w/tokens" >"$work/softhsm-$w/softhsm2.conf"
+	done
 	{
 		printf '#!/bin/bash\ncd %s\nfiles=(*.tseal)\n' "$(q "$work/batch/in")"
 		printf 'for w in 0 1 2 3 4 5 6 7; do\n\tpart=()\n'
 		printf '\tfor ((i = w; i < ${#files[@]}; i += 8)); do part+=("${files[i]}"); done\n'
-		printf '\t%s %s open -o %s "${part[@]}" &\ndone\n' "$pgenv" "$(q "$ts")" "$(q "$bo")"
+		printf '\tSOFTHSM2_CONF=%s/softhsm-$w/softhsm2.conf %s %s open -o %s "${part[@]}" &\ndone\n' "$(q "$work")" "$pgenv" "$(q "$ts")" "$(q "$bo")"
 		printf 'fail=0\nfor w in 0 1 2 3 4 5 6 7; do wait -n || fail=1; done\nexit $fail\n'
 	} >"$work/open-8"
 	chmod +x "$work/open-8"

@@ -204,7 +204,10 @@ func (s *Server) start1() error {
 		args = append(args, "-c", o)
 	}
 	cmd := exec.Command(filepath.Join(s.bin, "postgres"), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true}
+	// Setpgid: Kill takes its children too. Pdeathsig: a test binary that
+	// dies without its clean-ups (a -timeout panic, a kill) takes the
+	// server with it (SIGQUIT: PostgreSQL's immediate shutdown).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		log.Close()
