@@ -528,8 +528,8 @@ func (f *fleet) testFailClosed(t *testing.T) {
 
 // Two senders on one key and one database share one stream: 2,000
 // envelopes (in-process, two stores drawing serials at once) and a few
-// sealed by the binary on two token copies, serials unique and
-// increasing per sender; a recipient accepts them all.
+// sealed by the binary (cliSenders), serials unique and increasing per
+// sender; a recipient accepts them all.
 func (f *fleet) testFleetSenders(t *testing.T) {
 	_, url := f.database(t)
 	kid, err := envelope.KeyIDOf(f.signer.Public())
@@ -578,7 +578,22 @@ func (f *fleet) testFleetSenders(t *testing.T) {
 	if len(seen) != 2*fleetEnvelopes || len(streams) != 1 {
 		t.Fatalf("%d serials in %d streams", len(seen), len(streams))
 	}
-	// The binary, on two token copies of the signing key "me".
+	f.cliSenders(t, url)
+	// A recipient with its own state directory accepts every envelope.
+	outDir := f.r.path("senders-out")
+	os.Mkdir(outDir, 0o700)
+	f.r.expect(0, f.r.recv, "trust", "add", "fleet", f.sender)
+	f.r.expect(0, f.r.recv, append([]string{"open", "-o", outDir}, paths...)...)
+	if n, _ := os.ReadDir(outDir); len(n) != 2*fleetEnvelopes {
+		t.Fatalf("%d outputs", len(n))
+	}
+}
+
+// cliSenders seals with the binary from two hosts (token copies of the
+// signing key "me") sharing the database url at once: serials unique,
+// increasing per host, one stream.
+func (f *fleet) cliSenders(t *testing.T, url string) {
+	var mu sync.Mutex
 	var cli [2][]uint64
 	var cliStreams = map[uint64]bool{}
 	var swg sync.WaitGroup
@@ -616,14 +631,6 @@ func (f *fleet) testFleetSenders(t *testing.T) {
 	}
 	if len(all) != 10 || len(cliStreams) != 1 {
 		t.Fatalf("binary: %d serials in %d streams", len(all), len(cliStreams))
-	}
-	// A recipient with its own state directory accepts every envelope.
-	outDir := f.r.path("senders-out")
-	os.Mkdir(outDir, 0o700)
-	f.r.expect(0, f.r.recv, "trust", "add", "fleet", f.sender)
-	f.r.expect(0, f.r.recv, append([]string{"open", "-o", outDir}, paths...)...)
-	if n, _ := os.ReadDir(outDir); len(n) != 2*fleetEnvelopes {
-		t.Fatalf("%d outputs", len(n))
 	}
 }
 

@@ -20,7 +20,18 @@ func (s *Store) Export(ctx context.Context) (*state.Snapshot, error) {
 		return nil, err
 	}
 	defer tx.Rollback()
-	err = each(ctx, tx, `SELECT key_id, stream_id, last FROM counters`, func(sc scanner) error {
+	for _, read := range []func(context.Context, *sql.Tx, *state.Snapshot) error{
+		exportCounters, exportTrusted, exportStreams, exportAccepted, exportRewraps,
+	} {
+		if err := read(ctx, tx, snap); err != nil {
+			return nil, fmt.Errorf("reading the state: %w", err)
+		}
+	}
+	return snap, nil
+}
+
+func exportCounters(ctx context.Context, tx *sql.Tx, snap *state.Snapshot) error {
+	return each(ctx, tx, `SELECT key_id, stream_id, last FROM counters`, func(sc scanner) error {
 		var c state.Counter
 		var id []byte
 		var st, last int64
@@ -30,60 +41,60 @@ func (s *Store) Export(ctx context.Context) (*state.Snapshot, error) {
 		c.Stream, c.Last = uint64(st), state.SerialFromSQL(last)
 		return fixed(c.KeyID[:], id, func() { snap.Counters = append(snap.Counters, c) })
 	})
-	if err == nil {
-		err = each(ctx, tx, `SELECT name, key_id, spki, added_ms FROM trusted ORDER BY name`, func(sc scanner) error {
-			var name string
-			var id, der []byte
-			var added int64
-			if err := sc.Scan(&name, &id, &der, &added); err != nil {
-				return err
-			}
-			t, err := scanTrusted(name, id, der, added)
-			snap.Trusted = append(snap.Trusted, t)
+}
+
+func exportTrusted(ctx context.Context, tx *sql.Tx, snap *state.Snapshot) error {
+	return each(ctx, tx, `SELECT name, key_id, spki, added_ms FROM trusted ORDER BY name`, func(sc scanner) error {
+		var name string
+		var id, der []byte
+		var added int64
+		if err := sc.Scan(&name, &id, &der, &added); err != nil {
 			return err
-		})
-	}
-	if err == nil {
-		err = each(ctx, tx, `SELECT key_id, stream_id, highest, floor, last_ms FROM streams WHERE highest <> $1`, func(sc scanner) error {
-			var r state.StreamRow
-			var id []byte
-			var st, hi, floor, last int64
-			if err := sc.Scan(&id, &st, &hi, &floor, &last); err != nil {
-				return err
-			}
-			r.Stream, r.Highest, r.Floor, r.LastAccepted = uint64(st), state.SerialFromSQL(hi), state.SerialFromSQL(floor), time.UnixMilli(last)
-			return fixed(r.KeyID[:], id, func() { snap.Streams = append(snap.Streams, r) })
-		}, zero)
-	}
-	if err == nil {
-		err = each(ctx, tx, `SELECT key_id, stream_id, serial, at_ms, digest FROM accepted`, func(sc scanner) error {
-			var a state.Acceptance
-			var id, digest []byte
-			var st, serial, at int64
-			if err := sc.Scan(&id, &st, &serial, &at, &digest); err != nil {
-				return err
-			}
-			a.Stream, a.Serial, a.At = uint64(st), state.SerialFromSQL(serial), time.UnixMilli(at)
-			copy(a.Digest[:], digest)
-			return fixed(a.KeyID[:], id, func() { snap.Accepted = append(snap.Accepted, a) })
-		})
-	}
-	if err == nil {
-		err = each(ctx, tx, `SELECT key_id, stream_id, serial, at_ms FROM rewrapped`, func(sc scanner) error {
-			var r state.Rewrap
-			var id []byte
-			var st, serial, at int64
-			if err := sc.Scan(&id, &st, &serial, &at); err != nil {
-				return err
-			}
-			r.Stream, r.Serial, r.At = uint64(st), state.SerialFromSQL(serial), time.UnixMilli(at)
-			return fixed(r.KeyID[:], id, func() { snap.Rewraps = append(snap.Rewraps, r) })
-		})
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the state: %w", err)
-	}
-	return snap, nil
+		}
+		t, err := scanTrusted(name, id, der, added)
+		snap.Trusted = append(snap.Trusted, t)
+		return err
+	})
+}
+
+func exportStreams(ctx context.Context, tx *sql.Tx, snap *state.Snapshot) error {
+	return each(ctx, tx, `SELECT key_id, stream_id, highest, floor, last_ms FROM streams WHERE highest <> $1`, func(sc scanner) error {
+		var r state.StreamRow
+		var id []byte
+		var st, hi, floor, last int64
+		if err := sc.Scan(&id, &st, &hi, &floor, &last); err != nil {
+			return err
+		}
+		r.Stream, r.Highest, r.Floor, r.LastAccepted = uint64(st), state.SerialFromSQL(hi), state.SerialFromSQL(floor), time.UnixMilli(last)
+		return fixed(r.KeyID[:], id, func() { snap.Streams = append(snap.Streams, r) })
+	}, zero)
+}
+
+func exportAccepted(ctx context.Context, tx *sql.Tx, snap *state.Snapshot) error {
+	return each(ctx, tx, `SELECT key_id, stream_id, serial, at_ms, digest FROM accepted`, func(sc scanner) error {
+		var a state.Acceptance
+		var id, digest []byte
+		var st, serial, at int64
+		if err := sc.Scan(&id, &st, &serial, &at, &digest); err != nil {
+			return err
+		}
+		a.Stream, a.Serial, a.At = uint64(st), state.SerialFromSQL(serial), time.UnixMilli(at)
+		copy(a.Digest[:], digest)
+		return fixed(a.KeyID[:], id, func() { snap.Accepted = append(snap.Accepted, a) })
+	})
+}
+
+func exportRewraps(ctx context.Context, tx *sql.Tx, snap *state.Snapshot) error {
+	return each(ctx, tx, `SELECT key_id, stream_id, serial, at_ms FROM rewrapped`, func(sc scanner) error {
+		var r state.Rewrap
+		var id []byte
+		var st, serial, at int64
+		if err := sc.Scan(&id, &st, &serial, &at); err != nil {
+			return err
+		}
+		r.Stream, r.Serial, r.At = uint64(st), state.SerialFromSQL(serial), time.UnixMilli(at)
+		return fixed(r.KeyID[:], id, func() { snap.Rewraps = append(snap.Rewraps, r) })
+	})
 }
 
 type scanner interface{ Scan(...any) error }
