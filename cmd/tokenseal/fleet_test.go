@@ -39,6 +39,10 @@ import (
 	"github.com/tokenseal/tokenseal/internal/softhsmtest"
 )
 
+// The in-process tests must not reach the database of whoever runs them
+// (a URL there would win over their --state-dir).
+func init() { os.Unsetenv("TOKENSEAL_STATE_URL") }
+
 const (
 	fleetHosts     = 3
 	fleetOpeners   = 4 // per host
