@@ -416,7 +416,9 @@ if [ -n "${pg_url:-}" ]; then
 	[ "$got" -eq "$batch_n" ] || { log "FAILED: PostgreSQL batch open wrote $got of $batch_n files"; errors+=(batch-count-pg); }
 	# Eight openers at once, envelope i to opener i mod 8, each on its own
 	# copy of the token (SoftHSM2 rewrites its token file at every login:
-	# logins at once on one copy can fail).
+	# logins at once on one copy can fail). They drift apart on the one
+	# sender stream by more than the default window of 1024 serials, which
+	# would refuse the laggards' envelopes as too old: --window 8192.
 	for w in 0 1 2 3 4 5 6 7; do
 		mkdir -p "$work/softhsm-$w"
 		cp -a "$work/softhsm/tokens" "$work/softhsm-$w/tokens"
@@ -427,7 +429,7 @@ if [ -n "${pg_url:-}" ]; then
 		printf '#!/bin/bash\ncd %s\nfiles=(*.tseal)\n' "$(q "$work/batch/in")"
 		printf 'for w in 0 1 2 3 4 5 6 7; do\n\tpart=()\n'
 		printf '\tfor ((i = w; i < ${#files[@]}; i += 8)); do part+=("${files[i]}"); done\n'
-		printf '\tSOFTHSM2_CONF=%s/softhsm-$w/softhsm2.conf %s %s open -o %s "${part[@]}" &\ndone\n' "$(q "$work")" "$pgenv" "$(q "$ts")" "$(q "$bo")"
+		printf '\tSOFTHSM2_CONF=%s/softhsm-$w/softhsm2.conf %s %s open --window 8192 -o %s "${part[@]}" &\ndone\n' "$(q "$work")" "$pgenv" "$(q "$ts")" "$(q "$bo")"
 		printf 'fail=0\nfor w in 0 1 2 3 4 5 6 7; do wait -n || fail=1; done\nexit $fail\n'
 	} >"$work/open-8"
 	chmod +x "$work/open-8"
