@@ -40,8 +40,13 @@ import (
 )
 
 // The in-process tests must not reach the database of whoever runs them
-// (a URL there would win over their --state-dir).
-func init() { os.Unsetenv("TOKENSEAL_STATE_URL") }
+// (a URL there would win over their --state-dir). testscript children
+// (they have $WORK) keep the script's environment.
+func init() {
+	if os.Getenv("WORK") == "" {
+		os.Unsetenv("TOKENSEAL_STATE_URL")
+	}
+}
 
 const (
 	fleetHosts     = 3

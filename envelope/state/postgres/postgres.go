@@ -152,7 +152,10 @@ func Migrate(ctx context.Context, spec string) (from, to int, err error) {
 	if v > state.SchemaVersion {
 		return v, v, state.CheckVersion(v, "state database "+s.where)
 	}
-	// Version 2 is the first PostgreSQL schema: nothing to migrate yet.
+	if v != 0 && v < state.SchemaVersion {
+		// Version 2 is the first PostgreSQL schema: nothing older exists.
+		return v, v, fmt.Errorf("%w: state database %s has schema version %d, which no tokenseal wrote for PostgreSQL", state.ErrSchema, s.where, v)
+	}
 	return v, state.SchemaVersion, nil
 }
 

@@ -128,10 +128,14 @@ func TestSchemaVersions(t *testing.T) {
 	if from, to, err := Migrate(ctx, url); err != nil || from != 2 || to != 2 {
 		t.Fatalf("migrate again: %d → %d %v", from, to, err)
 	}
-	for v, want := range map[int]string{
-		1: "has schema version 1, this tokenseal needs 2: run tokenseal state migrate",
-		3: "has schema version 3, newer than this tokenseal knows (2): upgrade tokenseal",
+	for _, c := range []struct {
+		v    int
+		want string
+	}{
+		{1, "has schema version 1, this tokenseal needs 2: run tokenseal state migrate"},
+		{3, "has schema version 3, newer than this tokenseal knows (2): upgrade tokenseal"},
 	} {
+		v, want := c.v, c.want
 		if err := srv.Exec(ctx, db, `UPDATE tokenseal.schema_version SET version = $1`, v); err != nil {
 			t.Fatal(err)
 		}
@@ -141,6 +145,12 @@ func TestSchemaVersions(t *testing.T) {
 	}
 	if _, _, err := Migrate(ctx, url); !errors.Is(err, state.ErrSchema) {
 		t.Fatalf("migrate a newer database: %v", err)
+	}
+	if err := srv.Exec(ctx, db, `UPDATE tokenseal.schema_version SET version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Migrate(ctx, url); !errors.Is(err, state.ErrSchema) || !strings.Contains(err.Error(), "which no tokenseal wrote") {
+		t.Fatalf("migrate a version 1 database: %v", err)
 	}
 }
 
