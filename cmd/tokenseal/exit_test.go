@@ -35,10 +35,13 @@ var sentinels = map[string]struct {
 	"envelope.ErrUnknownSender":     {envelope.ErrUnknownSender, exitOther},     // Open turns it into an UnknownSenderError
 	"envelope.ErrNoRecipientsLeft":  {envelope.ErrNoRecipientsLeft, exitOther},
 
-	"state.ErrReplay":    {state.ErrReplay, exitReplay},
-	"state.ErrNotFound":  {state.ErrNotFound, exitOther},
-	"state.ErrExists":    {state.ErrExists, exitOther},
-	"state.ErrUnhealthy": {state.ErrUnhealthy, exitOther},
+	"state.ErrReplay":           {state.ErrReplay, exitReplay},
+	"state.ErrSchema":           {state.ErrSchema, exitOther},
+	"state.ErrUnsafe":           {state.ErrUnsafe, exitOther},
+	"state.ErrCounterExhausted": {state.ErrCounterExhausted, exitOther},
+	"state.ErrNotFound":         {state.ErrNotFound, exitOther},
+	"state.ErrExists":           {state.ErrExists, exitOther},
+	"state.ErrUnhealthy":        {state.ErrUnhealthy, exitOther},
 
 	"token.ErrToken":          {tok.ErrToken, exitToken},
 	"token.ErrModuleNotFound": {tok.ErrModuleNotFound, exitToken},
