@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/tokenseal/tokenseal/envelope"
 	"github.com/tokenseal/tokenseal/token"
 	"github.com/urfave/cli/v2"
 )
@@ -53,7 +54,11 @@ func TestExitCodes(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", token.ErrTokenNotFound), 3},
 		{&token.Error{Op: "C_Login", Code: 0xa0}, 3},
 		{fmt.Errorf("%w: %w", token.ErrLoginFailed, &token.Error{Op: "C_Login", Code: 0xa0}), 3},
-		{fmt.Errorf("open: %w", token.ErrUnwrapFailed), 4},
+		{fmt.Errorf("wrapped: %w", token.ErrTokenAmbiguous), 3},
+		{fmt.Errorf("wrapped: %w", token.ErrPINInvalid), 3},
+		{fmt.Errorf("wrapped: %w", token.ErrKeyMismatch), 3},
+		// What the token's data failure becomes in token/keyring.
+		{fmt.Errorf("open: %w", envelope.ErrUnwrap), 4},
 	} {
 		if got := exitCode(c.err); got != c.code {
 			t.Errorf("exitCode(%v) = %d, want %d", c.err, got, c.code)

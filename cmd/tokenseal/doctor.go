@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -33,17 +34,20 @@ var doctorCommand = &cli.Command{
 
 // doctorJSON is the report of `doctor --json`. Field names are stable.
 type doctorJSON struct {
-	OK         bool                `json:"ok"`
-	Module     *doctorModuleJSON   `json:"module"`
-	Slots      []doctorSlotJSON    `json:"slots"`
-	Token      *doctorTokenJSON    `json:"token"`
-	Login      string              `json:"login"`
-	TrialsRun  bool                `json:"trials_run"`
-	Mechanisms []doctorMechJSON    `json:"mechanisms"`
-	Keys       []doctorKeyJSON     `json:"keys"`
-	State      doctorStateJSON     `json:"state"`
-	Problems   []doctorProblemJSON `json:"problems"`
-	Notes      []string            `json:"notes"`
+	OK        bool              `json:"ok"`
+	Module    *doctorModuleJSON `json:"module"`
+	Slots     []doctorSlotJSON  `json:"slots"`
+	Token     *doctorTokenJSON  `json:"token"`
+	Login     string            `json:"login"`
+	TrialsRun bool              `json:"trials_run"`
+	// TokenObjects: the trials' temporary key pairs were token objects
+	// (the token makes no session objects), destroyed again.
+	TokenObjects bool                `json:"token_objects"`
+	Mechanisms   []doctorMechJSON    `json:"mechanisms"`
+	Keys         []doctorKeyJSON     `json:"keys"`
+	State        doctorStateJSON     `json:"state"`
+	Problems     []doctorProblemJSON `json:"problems"`
+	Notes        []string            `json:"notes"`
 }
 
 type doctorModuleJSON struct {
@@ -96,6 +100,7 @@ type doctorKeyJSON struct {
 	ID                 string `json:"id"`
 	Type               string `json:"type"`
 	Usage              string `json:"usage"`
+	MadeByTokenseal    bool   `json:"made_by_tokenseal"`
 	OpenPathOAEPSHA1   string `json:"open_path_oaep_sha1,omitempty"`
 	OpenPathOAEPSHA256 string `json:"open_path_oaep_sha256,omitempty"`
 	ExportOAEPHash     string `json:"export_oaep_hash,omitempty"`
@@ -130,25 +135,16 @@ func doctor(c *cli.Context) error {
 	}
 	var tokenProblems, stateProblems []error
 
-	cfg := token.Config{
-		Module: c.String("module"),
-		Token:  c.String("token"),
-		Serial: c.String("token-serial"),
-		Prompt: promptFunc(c),
-	}
-	pin, err := userPIN(c)
+	cfg, err := tokenConfig(c)
 	if err != nil {
+		if errors.As(err, new(*usageError)) {
+			return err
+		}
 		tokenProblems = append(tokenProblems, err)
 		cfg.Prompt = nil
 	}
-	cfg.PIN = pin
 	d := token.Diagnose(cfg)
-	for _, p := range d.Problems {
-		if !errors.Is(p, token.ErrToken) {
-			p = fmt.Errorf("%w: %w", token.ErrToken, p)
-		}
-		tokenProblems = append(tokenProblems, p)
-	}
+	tokenProblems = append(tokenProblems, d.Problems...)
 
 	var h *state.Health
 	dir, err := stateDir(c)
@@ -185,26 +181,27 @@ func doctor(c *cli.Context) error {
 
 func doctorReport(d *token.Diagnosis, h *state.Health, tokenProblems, stateProblems []error) *doctorJSON {
 	rep := &doctorJSON{
-		OK:         len(tokenProblems)+len(stateProblems) == 0,
-		Slots:      []doctorSlotJSON{},
-		Login:      d.Login,
-		TrialsRun:  d.TrialsRun,
-		Mechanisms: []doctorMechJSON{},
-		Keys:       []doctorKeyJSON{},
-		Problems:   []doctorProblemJSON{},
-		Notes:      append([]string{}, d.Notes...),
+		OK:           len(tokenProblems)+len(stateProblems) == 0,
+		Slots:        []doctorSlotJSON{},
+		Login:        d.Login,
+		TrialsRun:    d.TrialsRun,
+		Mechanisms:   []doctorMechJSON{},
+		Keys:         []doctorKeyJSON{},
+		Problems:     []doctorProblemJSON{},
+		Notes:        append(append([]string{}, d.Notes...), doctorAdvice(d)...),
+		TokenObjects: d.TokenObjects,
 	}
 	if m := d.Module; m != nil {
 		rep.Module = &doctorModuleJSON{m.Path, m.CryptokiVersion, m.Manufacturer, m.Description, m.LibraryVersion}
 	}
 	for _, s := range d.Slots {
 		rep.Slots = append(rep.Slots, doctorSlotJSON{
-			Slot: s.Slot, Description: s.SlotDescription, TokenPresent: s.SlotPresent,
+			Slot: s.Slot, Description: s.SlotDescription, TokenPresent: s.Present,
 			TokenLabel: s.Label, TokenSerial: s.Serial, Initialized: s.Initialized,
 		})
 	}
 	if t := d.Token; t != nil {
-		flags := token.TokenFlagNames(t.Flags)
+		flags := token.FlagNames(t.Flags)
 		has := func(name string) bool {
 			for _, f := range flags {
 				if f == name {
@@ -230,11 +227,10 @@ func doctorReport(d *token.Diagnosis, h *state.Health, tokenProblems, stateProbl
 		})
 	}
 	for _, k := range d.Keys {
-		kj := doctorKeyJSON{Label: k.Label, ID: hex.EncodeToString(k.ID), Type: k.Type, Usage: k.Usage,
-			ExportOAEPHash: k.ExportHash, Sign: k.Sign, Problem: k.Problem}
+		kj := doctorKeyJSON{Label: k.Label, ID: hex.EncodeToString(k.ID), Type: k.Type, Usage: k.Usage.String(),
+			MadeByTokenseal: k.Generated, ExportOAEPHash: k.ExportHash, Sign: k.Sign, Problem: k.Problem}
 		rsaKey := strings.HasPrefix(k.Type, "rsa-")
-		exchange := k.Usage == token.UsageExchange || k.Usage == "exchange+sign"
-		signing := k.Usage == token.UsageSign || k.Usage == "exchange+sign"
+		exchange, signing := k.Usage.CanExchange(), k.Usage.CanSign()
 		switch {
 		case exchange && rsaKey:
 			kj.OpenPathOAEPSHA1, kj.OpenPathOAEPSHA256 = orNone(k.OAEPPathSHA1), orNone(k.OAEPPathSHA256)
@@ -268,6 +264,28 @@ func doctorReport(d *token.Diagnosis, h *state.Health, tokenProblems, stateProbl
 		rep.Problems = append(rep.Problems, doctorProblemJSON{"state", oneLine(p.Error())})
 	}
 	return rep
+}
+
+// doctorAdvice is what the CLI adds to the report's notes: what to type
+// about what the token package found.
+func doctorAdvice(d *token.Diagnosis) []string {
+	var out []string
+	if d.Token != nil && !d.HavePIN && d.Login == token.LoginSkipped {
+		out = append(out, "give --pin-file or TOKENSEAL_PIN to run the trials")
+	}
+	if d.Token != nil && slices.Contains(token.FlagNames(d.Token.Flags), "CKF_USER_PIN_TO_BE_CHANGED") {
+		out = append(out, "change the user PIN with 'tokenseal token change-pin'")
+	}
+	if d.TrialsRun && len(d.Keys) == 0 {
+		out = append(out, "make keys with 'tokenseal key generate' or 'tokenseal key provision'")
+	}
+	for _, c := range d.Capabilities {
+		if c.Trial == token.TrialRefused || d.TokenObjects {
+			out = append(out, "the module may print its own messages on stderr while mechanisms are tried (tpm2-pkcs11 prints \"ERROR: ...\" lines); tokenseal's own lines start with \"tokenseal:\"")
+			break
+		}
+	}
+	return out
 }
 
 func orNone(s string) string {

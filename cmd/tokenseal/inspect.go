@@ -86,20 +86,11 @@ func inspect(c *cli.Context) error {
 	}
 	labels := map[envelope.KeyID]string{}
 	if c.Bool("labels") {
-		lt := &lazyToken{c: c}
-		defer lt.Close()
-		tok, err := lt.get()
-		if err != nil {
+		kr := newKeyring(c)
+		defer kr.Close()
+		var err error
+		if labels, err = kr.Labels(); err != nil {
 			return err
-		}
-		keys, err := tok.Keys()
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if id, err := envelope.KeyIDOf(k.Public()); err == nil {
-				labels[id] = k.Label
-			}
 		}
 	}
 	for _, s := range info.Stanzas {

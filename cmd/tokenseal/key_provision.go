@@ -42,6 +42,8 @@ type provisionKey struct {
 	Label string `json:"label"`
 	Type  string `json:"type"`
 	Usage string `json:"usage"`
+
+	usage token.Usage
 }
 
 // manifestError is a manifest that cannot be used (exit 1).
@@ -88,12 +90,13 @@ func readManifest(path string, export bool) ([]provisionKey, error) {
 			return nil, &manifestError{path, at + ": label listed twice"}
 		case !slices.Contains(token.KeyTypes, k.Type):
 			return nil, &manifestError{path, fmt.Sprintf("%s: unknown type %q (want one of %s)", at, k.Type, strings.Join(token.KeyTypes, ", "))}
-		case k.Usage != token.UsageExchange && k.Usage != token.UsageSign:
+		case k.Usage != "exchange" && k.Usage != "sign":
 			return nil, &manifestError{path, fmt.Sprintf("%s: unknown usage %q (want exchange or sign)", at, k.Usage)}
 		case export && !fileSafeLabel.MatchString(k.Label):
 			return nil, &manifestError{path, at + ": with --export-dir a label must be a plain file name (letters, digits, . _ @ + -, not starting with . or -)"}
 		}
 		seen[k.Label] = true
+		m.Keys[i].usage, _ = token.ParseUsage(k.Usage)
 	}
 	return m.Keys, nil
 }
@@ -144,7 +147,7 @@ func keyProvision(c *cli.Context) error {
 	for _, w := range want {
 		have := byLabel[w.Label]
 		switch {
-		case len(have) == 1 && have[0].Type == w.Type && have[0].Usage == w.Usage:
+		case len(have) == 1 && have[0].Type == w.Type && have[0].Usage == w.usage:
 			steps = append(steps, provisionStep{want: w, existing: have[0]})
 		case len(have) == 1:
 			conflicts = append(conflicts, fmt.Errorf("%w: %q is %s %s on the token, the manifest asks for %s %s",
@@ -158,6 +161,10 @@ func keyProvision(c *cli.Context) error {
 			}
 			if used {
 				conflicts = append(conflicts, fmt.Errorf("%w: %q labels an object on the token that is not a key pair tokenseal can use", token.ErrKeyExists, w.Label))
+				continue
+			}
+			if err := tok.CanGenerate(w.Type, w.usage); err != nil {
+				conflicts = append(conflicts, fmt.Errorf("%q: %w", w.Label, err))
 				continue
 			}
 			steps = append(steps, provisionStep{want: w})
@@ -186,7 +193,7 @@ func keyProvision(c *cli.Context) error {
 			fmt.Fprintf(w, "unchanged %s %s key %q id=%s\n", k.Type, k.Usage, k.Label, hex.EncodeToString(k.ID))
 			continue
 		}
-		k, err := tok.GenerateKey(s.want.Label, s.want.Type, s.want.Usage)
+		k, err := tok.GenerateKey(s.want.Label, s.want.Type, s.want.usage)
 		if err != nil {
 			return fmt.Errorf("%w (after %d generated)", err, generated)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tokenseal/tokenseal/envelope"
 	"github.com/tokenseal/tokenseal/envelope/state"
+	"github.com/tokenseal/tokenseal/token/keyring"
 	"github.com/urfave/cli/v2"
 )
 
@@ -44,7 +45,7 @@ var openCommand = &cli.Command{
 // token login, one state database.
 type opener struct {
 	c      *cli.Context
-	lt     *lazyToken
+	kr     *keyring.Keyring
 	ids    []envelope.Identity
 	opts   *envelope.OpenOptions
 	force  bool
@@ -79,9 +80,9 @@ func openAction(c *cli.Context) error {
 	if c.Uint64("window") == 0 {
 		return usageErrorf("--window must be at least 1")
 	}
-	lt := &lazyToken{c: c}
-	defer lt.Close()
-	o, err := newOpener(c, lt)
+	kr := newKeyring(c)
+	defer kr.Close()
+	o, err := newOpener(c, kr)
 	if err != nil {
 		return err
 	}
@@ -152,11 +153,11 @@ func outputName(in string) string {
 // for its original): the token identity, and the senders it trusts — the
 // --sender keys first, then the state directory's trusted senders —
 // refusing anonymous envelopes unless --allow-anonymous.
-func newOpener(c *cli.Context, lt *lazyToken) (*opener, error) {
+func newOpener(c *cli.Context, kr *keyring.Keyring) (*opener, error) {
 	o := &opener{
 		c:       c,
-		lt:      lt,
-		ids:     []envelope.Identity{newTokenIdentity(lt)},
+		kr:      kr,
+		ids:     []envelope.Identity{kr},
 		extra:   map[envelope.KeyID]crypto.PublicKey{},
 		trusted: map[envelope.KeyID]crypto.PublicKey{},
 		names:   map[envelope.KeyID]string{},

@@ -42,14 +42,14 @@ func rewrap(c *cli.Context) error {
 		remove = append(remove, id)
 	}
 
-	lt := &lazyToken{c: c}
-	defer lt.Close()
-	add, err := resolveRecipients(lt, specs)
+	kr := newKeyring(c)
+	defer kr.Close()
+	add, err := resolveRecipients(kr, specs)
 	if err != nil {
 		return err
 	}
 	// The original is checked as open checks it.
-	o, err := newOpener(c, lt)
+	o, err := newOpener(c, kr)
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func rewrap(c *cli.Context) error {
 		Armor:  c.Bool("armor"),
 	}
 	if signWith != "" {
-		sender, err := senderFor(c, lt, signWith)
+		sender, err := senderFor(c, kr, signWith)
 		if err != nil {
 			return err
 		}

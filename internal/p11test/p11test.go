@@ -71,7 +71,7 @@ type Caps struct {
 	Unwrap                 bool // C_UnwrapKey RSA-OAEP into a readable session object
 	SessionObjects         bool // CKA_TOKEN false objects
 	OAEPSHA256             bool // CKM_RSA_PKCS_OAEP with SHA-256 on the token
-	PSS                    bool // CKM_RSA_PKCS_PSS signatures
+	PSS                    bool // CKM_RSA_PKCS_PSS signatures (over a digest)
 	ManyTokens             bool // more than one token per module
 	SameLabels             bool // several tokens of one module may share a label
 	SameSerials            bool // every token of the module has the same serial
@@ -179,11 +179,16 @@ func uniqueLabel() string {
 // run runs a helper program with extra environment and returns its
 // combined output, or an error quoting it.
 func run(env []string, name string, args ...string) ([]byte, error) {
+	return runIn("", env, name, args...)
+}
+
+func runIn(dir string, env []string, name string, args ...string) ([]byte, error) {
 	path, err := exec.LookPath(name)
 	if err != nil {
 		return nil, fmt.Errorf("%s not found; %s", name, InstallHint)
 	}
 	cmd := exec.Command(path, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -292,4 +297,17 @@ func freeSlot(env []string, module string) (uint, error) {
 		}
 	}
 	return 0, errNoFreeSlot
+}
+
+// Tool runs pkcs11-tool on the token's module and slot with the module's
+// environment, e.g. Tool("--write-object", "pub.der", "--type", "pubkey")
+// writes a public-key object without logging in, as anyone with access to
+// the token could.
+func (tok *Token) Tool(args ...string) ([]byte, error) {
+	return tok.ToolIn("", args...)
+}
+
+// ToolIn is [Token.Tool] run in directory dir.
+func (tok *Token) ToolIn(dir string, args ...string) ([]byte, error) {
+	return runIn(dir, tok.env, "pkcs11-tool", append([]string{"--module", tok.Module, "--slot", fmt.Sprintf("0x%x", tok.Slot)}, args...)...)
 }
