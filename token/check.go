@@ -98,29 +98,29 @@ func (k *Key) checkDerive(pub *ecdsa.PublicKey) error {
 	return nil
 }
 
-// CanOpen says whether this token can open envelopes with the key: it
-// allows unwrap or derive, and the token has a way to do it, found once
-// by a trial on data made on the host (an OAEP path for SHA-1 or SHA-256;
-// an ECDH derive). A key that cannot is [ErrWrongKeyType] or
-// [ErrMechanism] saying why.
+// CanOpen says whether this token can open envelopes with the key: the
+// key allows unwrap or derive, and the token offers a mechanism to do it
+// (RSA: CKM_RSA_PKCS_OAEP decrypt or unwrap, or CKM_RSA_X_509 decrypt;
+// EC: CKM_ECDH1_DERIVE). It costs no token operation: which path works
+// is found by [Key.OAEPPath] when a stanza needs it. A key that cannot is
+// [ErrWrongKeyType] or [ErrMechanism] saying why.
 func (k *Key) CanOpen() error {
 	if !k.Usage.CanExchange() {
 		return fmt.Errorf("%w: key %s cannot unwrap or derive (usage %s)", ErrWrongKeyType, k, k.Usage)
 	}
-	switch pub := k.pub.(type) {
+	switch k.pub.(type) {
 	case *rsa.PublicKey:
-		_, err := k.OAEPHash()
-		return err
+		for _, p := range oaepPaths {
+			if k.offers(p) {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: key %s: this token offers no RSA-OAEP decrypt or unwrap and no raw RSA decrypt", ErrMechanism, k)
 	case *ecdsa.PublicKey:
 		if !k.t.supports(pkcs11.CKM_ECDH1_DERIVE, pkcs11.CKF_DERIVE) {
 			return fmt.Errorf("%w: key %s: this token has no ECDH (CKM_ECDH1_DERIVE)", ErrMechanism, k)
 		}
-		curve, err := ecdhCurve(pub)
-		if err != nil {
-			return err
-		}
-		_, err = k.deriveTemplate(curve, (pub.Curve.Params().BitSize+7)/8)
-		return err
+		return nil
 	}
 	return fmt.Errorf("%w: key %s", ErrWrongKeyType, k)
 }

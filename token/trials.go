@@ -269,13 +269,12 @@ func hashName(h crypto.Hash) string {
 // diagnoseKey runs one key through what open or seal do with it.
 func (d *Diagnosis) diagnoseKey(k *Key) KeyDiagnosis {
 	kd := KeyDiagnosis{Label: k.Label, ID: k.ID, Type: k.Type, Usage: k.Usage, Generated: k.Generated()}
-	var problems []string
 	if err := k.Check(); err != nil {
-		problems = append(problems, oneLine(err))
-	} else {
-		problems = append(problems, d.diagnoseExchange(k, &kd)...)
-		problems = append(problems, d.diagnoseSign(k, &kd)...)
+		kd.Problem = oneLine(err)
+		d.problem(err)
+		return kd
 	}
+	problems := append(d.diagnoseExchange(k, &kd), d.diagnoseSign(k, &kd)...)
 	if len(problems) > 0 {
 		kd.Problem = strings.Join(problems, "; ")
 		d.problem(fmt.Errorf("%w: key %s: %s", ErrMechanism, k, kd.Problem))

@@ -194,7 +194,15 @@ func (r *tpmRig) startBroker(dir string, port int) (env []string, err error) {
 	if r.dbus, err = startDaemon(dir, "dbus-daemon", nil, "--config-file="+conf, "--nofork", "--nopidfile"); err != nil {
 		return nil, err
 	}
-	if err := waitFor("dbus-daemon", 5*time.Second, func() error { _, err := os.Stat(sock); return err }); err != nil {
+	// The socket file appears at bind, before the daemon listens: wait
+	// until it accepts.
+	if err := waitFor("dbus-daemon", 5*time.Second, func() error {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("%w: %s", err, r.dbus.tail())
 	}
 	var b [6]byte
