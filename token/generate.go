@@ -65,19 +65,26 @@ func (t *Token) CanGenerate(typ string, usage Usage) error {
 	if b := uint(spec.rsaBits); b != 0 && mi.MaxKeySize > 0 && (b < mi.MinKeySize || b > mi.MaxKeySize) {
 		return fmt.Errorf("%w: this token makes RSA keys of %d to %d bits, not %d", ErrMechanism, mi.MinKeySize, mi.MaxKeySize, b)
 	}
+	return t.canUse(spec, usage)
+}
+
+// canUse says whether the token has a mechanism tokenseal can use for
+// what a key of spec does with usage.
+func (t *Token) canUse(spec keySpec, usage Usage) error {
+	isRSA := spec.rsaBits != 0
 	switch {
-	case usage.CanExchange() && spec.rsaBits != 0 && !t.supports(pkcs11.CKM_RSA_PKCS_OAEP, pkcs11.CKF_DECRYPT) &&
+	case usage.CanExchange() && isRSA && !t.supports(pkcs11.CKM_RSA_PKCS_OAEP, pkcs11.CKF_DECRYPT) &&
 		!t.supports(pkcs11.CKM_RSA_PKCS_OAEP, pkcs11.CKF_UNWRAP) && !t.supports(pkcs11.CKM_RSA_X_509, pkcs11.CKF_DECRYPT):
 		return fmt.Errorf("%w: this token cannot undo RSA-OAEP (no CKM_RSA_PKCS_OAEP decrypt or unwrap, no CKM_RSA_X_509 decrypt)", ErrMechanism)
-	case usage.CanExchange() && spec.rsaBits == 0 && !t.supports(pkcs11.CKM_ECDH1_DERIVE, pkcs11.CKF_DERIVE):
+	case usage.CanExchange() && !isRSA && !t.supports(pkcs11.CKM_ECDH1_DERIVE, pkcs11.CKF_DERIVE):
 		return fmt.Errorf("%w: this token has no ECDH (CKM_ECDH1_DERIVE), so an EC key on it cannot open envelopes; an RSA key can", ErrMechanism)
-	case usage.CanSign() && spec.rsaBits != 0 && !t.supports(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.CKF_SIGN):
+	case usage.CanSign() && isRSA && !t.supports(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.CKF_SIGN):
 		// Raw RSA signing (CKM_RSA_X_509) serves keys made elsewhere, but
 		// tpm2-pkcs11 does it by decrypting, which a signing-only key
-		// refuses: a new RSA signing key needs CKM_RSA_PKCS_PSS.
-		// tpm2-pkcs11 1.9.0 does not list it (and fails it on a digest).
+		// refuses: a new RSA signing key needs CKM_RSA_PKCS_PSS, which
+		// tpm2-pkcs11 1.9.0 does not list (and fails on a digest).
 		return fmt.Errorf("%w: this token has no CKM_RSA_PKCS_PSS to sign a digest, so an RSA signing key on it cannot sign envelopes; a P-256 key can", ErrMechanism)
-	case usage.CanSign() && spec.rsaBits == 0 && !t.supports(pkcs11.CKM_ECDSA, pkcs11.CKF_SIGN):
+	case usage.CanSign() && !isRSA && !t.supports(pkcs11.CKM_ECDSA, pkcs11.CKF_SIGN):
 		return fmt.Errorf("%w: this token cannot make ECDSA signatures (no CKM_ECDSA)", ErrMechanism)
 	}
 	return nil
@@ -160,6 +167,12 @@ func (t *Token) generate(label, typ string, usage Usage, onToken bool) (*Key, er
 	if err != nil {
 		return nil, err
 	}
+	return t.adopt(id, label, usage)
+}
+
+// adopt finds the key pair just made with id and checks it is what was
+// asked, and works; if not, it is destroyed again.
+func (t *Token) adopt(id []byte, label string, usage Usage) (*Key, error) {
 	k, err := t.FindKeyByID(id)
 	if err != nil {
 		return nil, err

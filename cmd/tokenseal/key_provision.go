@@ -132,11 +132,45 @@ func keyProvision(c *cli.Context) error {
 		return err
 	}
 	defer tok.Close()
-
-	// Check the whole manifest against the token first.
-	keys, err := tok.Keys()
+	steps, conflicts, err := provisionPlan(tok, want)
 	if err != nil {
 		return err
+	}
+	if len(conflicts) > 0 {
+		// One line each, in manifest order; the last one is returned.
+		last := len(conflicts) - 1
+		for _, e := range conflicts[:last] {
+			report(c.App.ErrWriter, e)
+		}
+		return fmt.Errorf("%w (nothing was generated)", conflicts[last])
+	}
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("export directory: %w", err)
+		}
+	}
+	w := c.App.Writer
+	generated, err := provisionGenerate(w, tok, steps)
+	if err != nil {
+		return err
+	}
+	if dir != "" {
+		if err := provisionExport(w, dir, steps); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "provisioned %d keys: %d generated, %d unchanged\n", len(steps), generated, len(steps)-generated)
+	return tok.Close()
+}
+
+// provisionPlan compares the whole manifest with the token before
+// anything is generated: a key already there as asked is kept, one to
+// make is checked against what the token can make, anything else is a
+// conflict.
+func provisionPlan(tok *token.Token, want []provisionKey) ([]provisionStep, []error, error) {
+	keys, err := tok.Keys()
+	if err != nil {
+		return nil, nil, err
 	}
 	byLabel := map[string][]*token.Key{}
 	for _, k := range keys {
@@ -156,35 +190,25 @@ func keyProvision(c *cli.Context) error {
 			conflicts = append(conflicts, fmt.Errorf("%w: %d key pairs on the token are labelled %q", token.ErrKeyExists, len(have), w.Label))
 		default:
 			used, err := tok.LabelInUse(w.Label)
-			if err != nil {
-				return err
-			}
-			if used {
+			switch {
+			case err != nil:
+				return nil, nil, err
+			case used:
 				conflicts = append(conflicts, fmt.Errorf("%w: %q labels an object on the token that is not a key pair tokenseal can use", token.ErrKeyExists, w.Label))
-				continue
+			default:
+				if err := tok.CanGenerate(w.Type, w.usage); err != nil {
+					conflicts = append(conflicts, fmt.Errorf("%q: %w", w.Label, err))
+					continue
+				}
+				steps = append(steps, provisionStep{want: w})
 			}
-			if err := tok.CanGenerate(w.Type, w.usage); err != nil {
-				conflicts = append(conflicts, fmt.Errorf("%q: %w", w.Label, err))
-				continue
-			}
-			steps = append(steps, provisionStep{want: w})
 		}
 	}
-	if len(conflicts) > 0 {
-		// One line each, in manifest order; the last one is returned.
-		last := len(conflicts) - 1
-		for _, e := range conflicts[:last] {
-			report(c.App.ErrWriter, e)
-		}
-		return fmt.Errorf("%w (nothing was generated)", conflicts[last])
-	}
-	if dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("export directory: %w", err)
-		}
-	}
+	return steps, conflicts, nil
+}
 
-	w := c.App.Writer
+// provisionGenerate makes the keys the plan lacks, in manifest order.
+func provisionGenerate(w io.Writer, tok *token.Token, steps []provisionStep) (int, error) {
 	generated := 0
 	for i := range steps {
 		s := &steps[i]
@@ -195,32 +219,35 @@ func keyProvision(c *cli.Context) error {
 		}
 		k, err := tok.GenerateKey(s.want.Label, s.want.Type, s.want.usage)
 		if err != nil {
-			return fmt.Errorf("%w (after %d generated)", err, generated)
+			return generated, fmt.Errorf("%w (after %d generated)", err, generated)
 		}
 		s.existing = k
 		generated++
 		fmt.Fprintf(w, "generated %s %s key %q id=%s\n", k.Type, k.Usage, k.Label, hex.EncodeToString(k.ID))
 	}
-	if dir != "" {
-		for _, s := range steps {
-			out, err := exportPEM(s.existing)
-			if err != nil {
-				return err
-			}
-			path := filepath.Join(dir, s.existing.Label+".pem")
-			changed, err := writeIfChanged(path, out, 0o644)
-			if err != nil {
-				return err
-			}
-			if changed {
-				fmt.Fprintf(w, "wrote %s\n", path)
-			} else {
-				fmt.Fprintf(w, "unchanged %s\n", path)
-			}
+	return generated, nil
+}
+
+// provisionExport writes each key's public key to DIR/LABEL.pem, as key
+// export writes it, leaving a file that already holds exactly that.
+func provisionExport(w io.Writer, dir string, steps []provisionStep) error {
+	for _, s := range steps {
+		out, err := exportPEM(s.existing)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dir, s.existing.Label+".pem")
+		changed, err := writeIfChanged(path, out, 0o644)
+		if err != nil {
+			return err
+		}
+		if changed {
+			fmt.Fprintf(w, "wrote %s\n", path)
+		} else {
+			fmt.Fprintf(w, "unchanged %s\n", path)
 		}
 	}
-	fmt.Fprintf(w, "provisioned %d keys: %d generated, %d unchanged\n", len(steps), generated, len(steps)-generated)
-	return tok.Close()
+	return nil
 }
 
 // writeIfChanged writes data to path through a temporary file renamed into
