@@ -1,30 +1,23 @@
 // Package envelope implements the tokenseal envelope: a file encrypted on
-// the host under a fresh random file key, with that key wrapped for one or
-// more recipients whose private keys live on PKCS#11 tokens.
-//
-// The byte layout is specified in FORMAT.md beside this file; that document
-// is the contract and this package is one implementation of it.
-//
-// # Keys
+// the host under a fresh random file key, wrapped for one or more
+// recipients whose private keys live on PKCS#11 tokens. FORMAT.md beside
+// this file is the contract; this package is one implementation of it.
 //
 // A [Recipient] wraps a file key for one public key; an [Identity] unwraps
-// one. This package never talks to a token: it sees one only through the
-// small interfaces [RSAKey] and [ECDHKey], which the token package
-// satisfies and which [NewSoftwareIdentity] satisfies in software.
-//
-// # Sealing and opening
+// one. This package never talks to a token: it sees one only through
+// [RSAKey] and [ECDHKey], which the token package satisfies, and
+// [NewSoftwareIdentity] satisfies in software.
 //
 // [Seal] returns a writer that encrypts a stream; [Open] returns a reader
-// that decrypts one. The reader releases plaintext one 64 KiB chunk at a
-// time and only after that chunk authenticated; io.EOF from it means the
-// whole payload authenticated. A caller that must never expose a prefix of
-// a tampered message (a file written to disk, say) writes to a temporary
-// place and commits only after io.EOF.
+// that decrypts one, releasing each 64 KiB chunk only once it
+// authenticated: io.EOF means the whole payload (and the signature, if
+// signed) verified. A caller that must never expose a prefix of a
+// tampered message writes to a temporary place and commits after io.EOF;
+// package receive does that, with replay protection.
 package envelope
 
 import (
 	"bufio"
-	"bytes"
 	"crypto"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -41,16 +34,39 @@ import (
 	"github.com/tokenseal/tokenseal/envelope/internal/stream"
 )
 
-// FileKeySize is the size of the random key each envelope is sealed under.
-const FileKeySize = 32
+// fileKeySize is the size of the random key each envelope is sealed under.
+const fileKeySize = 32
 
-// Stanza is one recipient's wrapped copy of the file key, as it appears in
-// the header. Type and Body are described in FORMAT.md.
-type Stanza = format.Stanza
+// A Stanza is one recipient's wrapped copy of the file key, as the header
+// carries it (FORMAT.md, sections 2 and 4).
+type Stanza struct {
+	Type  uint8  // 1 RSA-OAEP, 2 ECDH P-256, 3 ECDH P-384; others are skipped
+	KeyID KeyID  // the recipient's key identifier
+	Body  []byte // the wrapped file key, in the type's encoding
+}
 
-// KeyID is the SHA-256 digest of a public key's DER SubjectPublicKeyInfo.
-// Stanzas name their recipient by it; keys provisioned by tokenseal carry
-// it as their CKA_ID.
+func (s *Stanza) wire() *format.Stanza {
+	return &format.Stanza{Type: s.Type, KeyID: s.KeyID, Body: s.Body}
+}
+
+func stanzasOf(h *format.Header) []*Stanza {
+	out := make([]*Stanza, len(h.Stanzas))
+	for i, s := range h.Stanzas {
+		out[i] = &Stanza{Type: s.Type, KeyID: s.KeyID, Body: s.Body}
+	}
+	return out
+}
+
+// stanzaKey is what makes two stanzas the same recipient's.
+func stanzaKey(typ uint8, id KeyID) [33]byte {
+	k := [33]byte{typ}
+	copy(k[1:], id[:])
+	return k
+}
+
+// KeyID is the SHA-256 digest of a public key's DER SubjectPublicKeyInfo,
+// computed by [KeyIDOf]. Stanzas and senders name their keys by it; keys
+// provisioned by tokenseal carry it as their CKA_ID.
 type KeyID [32]byte
 
 func (id KeyID) String() string { return hex.EncodeToString(id[:]) }
@@ -93,6 +109,21 @@ var (
 	// ErrUnwrap means a stanza addressed to the identity did not yield a
 	// valid file key.
 	ErrUnwrap = rejected("wrapped key did not unwrap: not addressed to this key or corrupted")
+
+	// ErrSignature means the sender's signature did not verify.
+	ErrSignature = rejected("sender signature does not verify")
+
+	// ErrUnsigned is returned by Open for an anonymous envelope when
+	// OpenOptions.RefuseAnonymous is set.
+	ErrUnsigned = rejected("envelope is not signed (anonymous)")
+
+	// ErrUnknownSender is what OpenOptions.Senders returns for a key it
+	// does not trust; Open turns it into an *UnknownSenderError.
+	ErrUnknownSender = errors.New("unknown sender")
+
+	// ErrNoRecipientsLeft is returned when a rewrap would remove every
+	// recipient.
+	ErrNoRecipientsLeft = errors.New("rewrap would leave no recipients")
 )
 
 type rejectedError struct{ msg string }
@@ -102,8 +133,21 @@ func (e *rejectedError) Is(target error) bool { return target == ErrRejected }
 
 func rejected(msg string) error { return &rejectedError{msg} }
 
-// ParseError reports a malformed envelope.
-type ParseError = format.ParseError
+// ParseError reports a malformed envelope: a header or armor that
+// FORMAT.md does not allow. It matches ErrRejected.
+type ParseError struct {
+	What string // what is wrong, for people
+	err  *format.ParseError
+}
+
+func (e *ParseError) Error() string        { return "malformed envelope: " + e.What }
+func (e *ParseError) Is(target error) bool { return target == ErrRejected }
+func (e *ParseError) Unwrap() error {
+	if e.err == nil { // a ParseError made by a caller
+		return nil
+	}
+	return e.err
+}
 
 // NoIdentityMatchError is returned by Open when no identity can unwrap any
 // stanza. It names the key identifiers the envelope was addressed to.
@@ -121,19 +165,14 @@ func (e *NoIdentityMatchError) Error() string {
 
 func (e *NoIdentityMatchError) Is(target error) bool { return target == ErrRejected }
 
-// wrapReject marks a format error as a rejection.
+// wrapReject turns a format error into a ParseError.
 func wrapReject(err error) error {
 	var pe *format.ParseError
 	if errors.As(err, &pe) {
-		return &parseRejected{pe}
+		return &ParseError{What: pe.What, err: pe}
 	}
 	return err
 }
-
-type parseRejected struct{ *format.ParseError }
-
-func (e *parseRejected) Is(target error) bool { return target == ErrRejected }
-func (e *parseRejected) Unwrap() error        { return e.ParseError }
 
 // keys derived from the file key
 type keySchedule struct {
@@ -184,24 +223,49 @@ func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteClo
 	if opts == nil {
 		opts = &SealOptions{}
 	}
-	rnd := opts.Rand
-	if rnd == nil {
-		rnd = rand.Reader
-	}
+	rnd := randReader(opts.Rand)
 	if len(recipients) == 0 {
 		return nil, errors.New("no recipients")
 	}
 	if len(recipients) > format.MaxStanzas {
 		return nil, fmt.Errorf("too many recipients: %d, the limit is %d", len(recipients), format.MaxStanzas)
 	}
-	fileKey := make([]byte, FileKeySize)
+	fileKey := make([]byte, fileKeySize)
 	defer clear(fileKey)
 	if _, err := io.ReadFull(rnd, fileKey); err != nil {
 		return nil, fmt.Errorf("generating file key: %w", err)
 	}
+	h, err := sealHeader(fileKey, recipients, opts.Sender, rnd)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := deriveKeys(fileKey, h.Salt[:])
+	if err != nil {
+		return nil, err
+	}
+	defer ks.wipe()
+	out, armor, raw, err := writeHeader(dst, h, ks, opts.Armor)
+	if err != nil {
+		return nil, err
+	}
+	w, err := stream.NewWriter(ks.payload, out)
+	if err != nil {
+		return nil, err
+	}
+	sw := &sealWriter{w: w, armor: armor, out: out}
+	if h.Sender != nil {
+		sw.sig = &signing{sender: opts.Sender, ext: h.Sender, header: raw, payload: sha256.New(), rand: rnd}
+		w.Hash = sw.sig.payload
+	}
+	return sw, nil
+}
+
+// sealHeader is a new envelope's header, its MAC not yet set: a fresh
+// salt, a stanza per recipient, and the sender's extension.
+func sealHeader(fileKey []byte, recipients []Recipient, sender *Sender, rnd io.Reader) (*format.Header, error) {
 	h := &format.Header{ChunkLog2: format.ChunkLog2}
-	if opts.Sender != nil {
-		ext, err := opts.Sender.extension()
+	if sender != nil {
+		ext, err := sender.extension()
 		if err != nil {
 			return nil, err
 		}
@@ -210,66 +274,99 @@ func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteClo
 	if _, err := io.ReadFull(rnd, h.Salt[:]); err != nil {
 		return nil, fmt.Errorf("generating salt: %w", err)
 	}
-	seen := map[[33]byte]bool{}
+	set := stanzaSet{h: h}
+	if _, err := set.wrap(fileKey, recipients); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// stanzaSet adds stanzas to a header, one per recipient: the same
+// recipient given twice (same type and key identifier) is kept once.
+type stanzaSet struct {
+	h    *format.Header
+	seen map[[33]byte]bool
+}
+
+// add adds s unless its recipient has a stanza already, and says which.
+func (set *stanzaSet) add(s *format.Stanza) bool {
+	if set.seen == nil {
+		set.seen = map[[33]byte]bool{}
+	}
+	k := stanzaKey(s.Type, s.KeyID)
+	if set.seen[k] {
+		return false
+	}
+	set.seen[k] = true
+	set.h.Stanzas = append(set.h.Stanzas, s)
+	return true
+}
+
+// wrap adds a stanza of fileKey for each recipient, and counts the new
+// ones.
+func (set *stanzaSet) wrap(fileKey []byte, recipients []Recipient) (int, error) {
+	added := 0
 	for _, r := range recipients {
 		s, err := r.Wrap(fileKey)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
-		k := [33]byte{s.Type}
-		copy(k[1:], s.KeyID[:])
-		if seen[k] {
-			continue // the same recipient given twice
+		if set.add(s.wire()) {
+			added++
 		}
-		seen[k] = true
-		h.Stanzas = append(h.Stanzas, s)
 	}
-	ks, err := deriveKeys(fileKey, h.Salt[:])
-	if err != nil {
-		return nil, err
-	}
-	defer ks.wipe()
+	return added, nil
+}
+
+// writeHeader sets h's MAC under ks and writes the header to dst,
+// armored when asked. It returns the writer the rest of the envelope goes
+// to, the armor to close after it (nil for the binary form) and the
+// header's bytes.
+func writeHeader(dst io.Writer, h *format.Header, ks *keySchedule, armored bool) (io.Writer, *format.ArmoredWriter, []byte, error) {
 	covered, err := h.MarshalWithoutMAC()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	copy(h.MAC[:], headerMAC(ks.header, covered))
-
+	raw := append(covered, h.MAC[:]...)
 	out := dst
 	var armor *format.ArmoredWriter
-	if opts.Armor {
+	if armored {
 		armor = format.NewArmoredWriter(dst)
 		out = armor
 	}
-	raw := append(covered, h.MAC[:]...)
 	if _, err := out.Write(raw); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	sw := &sealWriter{armor: armor, out: out}
-	w, err := stream.NewWriter(ks.payload, out)
+	return out, armor, raw, nil
+}
+
+// signing is the sender's signature of one envelope in the making: its
+// header, and the hash of the payload as it is written.
+type signing struct {
+	sender  *Sender
+	ext     *format.Sender
+	header  []byte
+	payload hash.Hash
+	rand    io.Reader
+}
+
+// write appends the signature trailer to out.
+func (s *signing) write(out io.Writer) error {
+	hh := sha256.Sum256(s.header)
+	sig, err := s.sender.sign(s.rand, s.ext, hh[:], s.payload.Sum(nil))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if h.Sender != nil {
-		hh := sha256.Sum256(raw)
-		sw.sender, sw.ext, sw.headerHash, sw.rand = opts.Sender, h.Sender, hh[:], rnd
-		sw.payloadHash = sha256.New()
-		w.Hash = sw.payloadHash
-	}
-	sw.w = w
-	return sw, nil
+	_, err = out.Write(sig)
+	return err
 }
 
 type sealWriter struct {
 	w     *stream.Writer
 	armor *format.ArmoredWriter
 	out   io.Writer
-
-	sender      *Sender
-	ext         *format.Sender
-	headerHash  []byte
-	payloadHash hash.Hash
-	rand        io.Reader
+	sig   *signing // nil for an anonymous envelope
 }
 
 func (s *sealWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
@@ -282,12 +379,8 @@ func (s *sealWriter) Close() error {
 	if err := s.w.Close(); err != nil {
 		return err
 	}
-	if s.sender != nil {
-		sig, err := s.sender.sign(s.rand, s.ext, s.headerHash, s.payloadHash.Sum(nil))
-		if err != nil {
-			return err
-		}
-		if _, err := s.out.Write(sig); err != nil {
+	if s.sig != nil {
+		if err := s.sig.write(s.out); err != nil {
 			return err
 		}
 	}
@@ -307,15 +400,14 @@ type Opened struct {
 	// anonymous envelope. It is authenticated only once the Reader has
 	// returned io.EOF.
 	Sender *SenderInfo
-	// SenderKey is the public key that verified the signature.
+	// SenderKey is the trusted public key that Sender.KeyID resolved to,
+	// nil for an anonymous envelope. The signature is checked against it
+	// when the Reader reaches io.EOF, not before.
 	SenderKey crypto.PublicKey
 	// PreviousSender, set on a rewrapped envelope whose original was
 	// signed, is who signed it before: the rewrapping sender's statement.
 	PreviousSender *PreviousSenderInfo
 }
-
-// PreviousSenderInfo is the content of the previous-sender extension.
-type PreviousSenderInfo = format.PreviousSender
 
 func randReader(r io.Reader) io.Reader {
 	if r == nil {
@@ -332,16 +424,7 @@ type OpenOptions struct {
 	Senders func(KeyID) (crypto.PublicKey, error)
 	// RefuseAnonymous refuses envelopes without a sender signature.
 	RefuseAnonymous bool
-	// KeepFileKey keeps the file key in the Reader after Open, so that
-	// Reopen can read the same envelope again without unwrapping it again
-	// (a caller that verifies a whole envelope before releasing it reads
-	// it twice). Close wipes it.
-	KeepFileKey bool
 }
-
-// ErrUnknownSender is what OpenOptions.Senders returns for a key it does
-// not trust.
-var ErrUnknownSender = errors.New("unknown sender")
 
 // Reader decrypts an envelope's payload. See the package documentation for
 // what it guarantees.
@@ -351,39 +434,8 @@ type Reader struct {
 	err  error
 	hold *holdback
 	hash hash.Hash
-	head []byte  // SHA-256 of the header
-	kept *opened // with OpenOptions.KeepFileKey
-}
-
-// Reopen reads the same envelope again from src, which must start with the
-// very same header (a spooled copy), without unwrapping the file key
-// again. The Reader must come from Open with OpenOptions.KeepFileKey. The
-// new Reader verifies everything again, as the first did.
-func (r *Reader) Reopen(src io.Reader) (*Reader, error) {
-	if r.kept == nil {
-		return nil, errors.New("envelope: Reopen needs OpenOptions.KeepFileKey")
-	}
-	in, armored := unarmor(src)
-	_, raw, err := format.ReadHeader(in)
-	if err != nil {
-		return nil, wrapReject(err)
-	}
-	if !bytes.Equal(raw, r.kept.raw) || armored != r.kept.armored {
-		return nil, rejected("reopened envelope has another header")
-	}
-	o := *r.kept
-	o.in = in
-	return o.reader(nil)
-}
-
-// Close wipes a file key kept for Reopen. It is safe to call on any
-// Reader.
-func (r *Reader) Close() error {
-	if r.kept != nil {
-		r.kept.wipe()
-		r.kept = nil
-	}
-	return nil
+	snd  *format.Sender // as the header has it, for the signature check
+	head []byte         // SHA-256 of the header
 }
 
 // Read returns authenticated plaintext. Every error after the first is the
@@ -438,7 +490,7 @@ func (r *Reader) finish() error {
 	if r.hold == nil {
 		return io.EOF
 	}
-	if !verify(r.SenderKey, r.Sender, r.head, r.hash.Sum(nil), r.hold.trailer()) {
+	if !verify(r.SenderKey, r.snd, r.head, r.hash.Sum(nil), r.hold.trailer()) {
 		return ErrSignature
 	}
 	return io.EOF
@@ -454,17 +506,8 @@ func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, err
 	if err != nil {
 		return nil, err
 	}
-	if opts == nil || !opts.KeepFileKey {
-		defer o.wipe()
-		return o.reader(nil)
-	}
-	r, err := o.reader(nil)
-	if err != nil {
-		o.wipe()
-		return nil, err
-	}
-	r.kept = o
-	return r, nil
+	defer o.wipe()
+	return o.reader(nil)
 }
 
 // unarmor returns the binary envelope of src, armored or not.
@@ -505,9 +548,11 @@ func openHeader(src io.Reader, identities []Identity, opts *OpenOptions) (*opene
 		return nil, wrapReject(err)
 	}
 	o := &opened{h: h, raw: raw, in: in, armored: armored}
-	if o.prev, err = h.PreviousSender(); err != nil {
+	prev, err := h.PreviousSender()
+	if err != nil {
 		return nil, wrapReject(err)
 	}
+	o.prev = previousSenderInfo(prev)
 	if h.Sender == nil {
 		if opts.RefuseAnonymous {
 			return nil, ErrUnsigned
@@ -515,16 +560,16 @@ func openHeader(src io.Reader, identities []Identity, opts *OpenOptions) (*opene
 	} else {
 		// Who signed is checked before the token does any work.
 		if opts.Senders == nil {
-			return nil, &UnknownSenderError{KeyID(h.Sender.KeyID)}
+			return nil, &UnknownSenderError{h.Sender.KeyID}
 		}
-		pub, err := opts.Senders(KeyID(h.Sender.KeyID))
+		pub, err := opts.Senders(h.Sender.KeyID)
 		if errors.Is(err, ErrUnknownSender) {
-			return nil, &UnknownSenderError{KeyID(h.Sender.KeyID)}
+			return nil, &UnknownSenderError{h.Sender.KeyID}
 		}
 		if err != nil {
 			return nil, err
 		}
-		if id, err := KeyIDOf(pub); err != nil || id != KeyID(h.Sender.KeyID) {
+		if id, err := KeyIDOf(pub); err != nil || id != h.Sender.KeyID {
 			return nil, errors.New("trusted sender's key does not match its key identifier")
 		}
 		o.senderKey = pub
@@ -548,7 +593,7 @@ func openHeader(src io.Reader, identities []Identity, opts *OpenOptions) (*opene
 }
 
 func (o *opened) info() Opened {
-	return Opened{KeyID: o.keyID, Armored: o.armored, Sender: o.h.Sender, SenderKey: o.senderKey, PreviousSender: o.prev}
+	return Opened{KeyID: o.keyID, Armored: o.armored, Sender: senderInfo(o.h.Sender), SenderKey: o.senderKey, PreviousSender: o.prev}
 }
 
 // reader returns the payload Reader. tee, when not nil, receives every
@@ -558,7 +603,7 @@ func (o *opened) reader(tee io.Writer) (*Reader, error) {
 	payload := o.in
 	if o.h.Sender != nil {
 		hh := sha256.Sum256(o.raw)
-		res.head = hh[:]
+		res.head, res.snd = hh[:], o.h.Sender
 		res.hold = newHoldback(o.in, o.h.TrailerLen())
 		res.hash = sha256.New()
 		payload = res.hold
@@ -579,7 +624,8 @@ func (o *opened) reader(tee io.Writer) (*Reader, error) {
 // stanza some identity recognises decides, as FORMAT.md requires: if it
 // does not unwrap, the envelope is refused and later stanzas are not tried.
 func unwrap(h *format.Header, identities []Identity) ([]byte, KeyID, error) {
-	for _, s := range h.Stanzas {
+	stanzas := stanzasOf(h)
+	for _, s := range stanzas {
 		for _, id := range identities {
 			fk, err := id.Unwrap([]*Stanza{s})
 			if errors.Is(err, ErrIncorrectIdentity) {
@@ -588,16 +634,16 @@ func unwrap(h *format.Header, identities []Identity) ([]byte, KeyID, error) {
 			if err != nil {
 				return nil, KeyID{}, err
 			}
-			if len(fk) != FileKeySize {
+			if len(fk) != fileKeySize {
 				clear(fk)
 				return nil, KeyID{}, ErrUnwrap
 			}
-			return fk, KeyID(s.KeyID), nil
+			return fk, s.KeyID, nil
 		}
 	}
 	e := &NoIdentityMatchError{}
-	for _, s := range h.Stanzas {
-		e.KeyIDs = append(e.KeyIDs, KeyID(s.KeyID))
+	for _, s := range stanzas {
+		e.KeyIDs = append(e.KeyIDs, s.KeyID)
 	}
 	return nil, KeyID{}, e
 }

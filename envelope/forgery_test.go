@@ -43,7 +43,7 @@ func TestCoRecipientForgery(t *testing.T) {
 		t.Fatal(err)
 	}
 	mid, _ := NewSoftwareIdentity(mallory)
-	fk, err := mid.Unwrap(h.Stanzas)
+	fk, err := mid.Unwrap(stanzasOf(h))
 	if err != nil {
 		t.Fatal(err)
 	}

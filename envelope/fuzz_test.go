@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
+	ref "github.com/tokenseal/tokenseal/internal/reference"
 )
 
 // fuzzKeys are the reader's keys in FuzzOpen: a P-256 and an RSA
@@ -197,7 +198,7 @@ func mutate(env []byte, op uint8, a, b int, x []byte) []byte {
 }
 
 func checkOpen(t *testing.T, k *fuzzKeySet, data []byte) {
-	want, wantErr := indepOpen(data, k.privs, k.senders)
+	want, wantErr := ref.OpenSigned(data, k.privs, k.senders)
 	for _, writeTo := range []bool{false, true} {
 		got, err := openAll(data, k.ids, k.opts, writeTo)
 		switch {
@@ -219,7 +220,7 @@ func checkOpen(t *testing.T, k *fuzzKeySet, data []byte) {
 
 // FuzzStanza offers one stanza, of any type and body, addressed to each
 // fixed identity's key id, and checks the result against the independent
-// decoder's specTryStanza: no panic, a file key only when the
+// decoder's TryStanza: no panic, a file key only when the
 // independent decoder also unwraps one (the same), and every failure a
 // rejection.
 func FuzzStanza(f *testing.F) {
@@ -239,7 +240,7 @@ func FuzzStanza(f *testing.F) {
 		for i, id := range ids {
 			s := &envelope.Stanza{Type: typ, KeyID: keyIDs[i], Body: body}
 			fk, err := id.Unwrap([]*envelope.Stanza{s})
-			matched, want, wantErr := specTryStanza(specStanza{typ: typ, keyID: keyIDs[i][:], body: body}, privs[i])
+			matched, want, wantErr := ref.TryStanza(ref.Stanza{Type: typ, KeyID: keyIDs[i][:], Body: body}, privs[i])
 			switch {
 			case !matched:
 				if !errors.Is(err, envelope.ErrIncorrectIdentity) {

@@ -50,18 +50,20 @@ func Inspect(src io.Reader) (*Info, error) {
 	info.Version = format.Version
 	info.ChunkSize = 1 << h.ChunkLog2
 	info.HeaderLen = len(raw)
-	info.Sender = h.Sender
+	info.Sender = senderInfo(h.Sender)
 	info.TrailerLen = h.TrailerLen()
-	if info.PreviousSender, err = h.PreviousSender(); err != nil {
+	prev, err := h.PreviousSender()
+	if err != nil {
 		return nil, wrapReject(err)
 	}
+	info.PreviousSender = previousSenderInfo(prev)
 	for _, e := range h.Unknown {
 		if e.Type != format.ExtPreviousSender {
 			info.Extensions = append(info.Extensions, e.Type)
 		}
 	}
 	for _, s := range h.Stanzas {
-		si := StanzaInfo{Type: s.Type, KeyID: KeyID(s.KeyID), Alg: "unknown"}
+		si := StanzaInfo{Type: s.Type, KeyID: s.KeyID, Alg: "unknown"}
 		switch s.Type {
 		case format.StanzaRSAOAEP:
 			si.Alg = "RSA-OAEP"
@@ -108,21 +110,4 @@ func plaintextLen(n int64) int64 {
 		return -1
 	}
 	return full*chunk + rest - stream.Overhead
-}
-
-// PeekSender reads just the header of src and returns its sender
-// extension (nil for an anonymous envelope), unverified. Batch openers use
-// it to take envelopes in serial order.
-func PeekSender(src io.Reader) (*SenderInfo, error) {
-	br := bufio.NewReaderSize(src, 4096)
-	peek, _ := br.Peek(len(format.ArmorBegin))
-	var in io.Reader = br
-	if format.IsArmored(peek) {
-		in = format.NewArmoredReader(br)
-	}
-	h, _, err := format.ReadHeader(in)
-	if err != nil {
-		return nil, wrapReject(err)
-	}
-	return h.Sender, nil
 }

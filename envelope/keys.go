@@ -46,10 +46,10 @@ const (
 	oaepSHA256 = 2
 )
 
-// Limits on recipients' RSA keys.
+// Limits on recipients' and senders' RSA keys.
 const (
-	MinRSABits = 2048
-	MaxRSABits = 4096
+	minRSABits = 2048
+	maxRSABits = 4096
 )
 
 // KeyIDOf returns the key identifier of a public key.
@@ -71,20 +71,20 @@ func oaepID(h crypto.Hash) (byte, error) {
 	return 0, fmt.Errorf("unsupported OAEP hash %v", h)
 }
 
-// RSARecipient wraps file keys with RSA-OAEP.
-type RSARecipient struct {
+// rsaRecipient wraps file keys with RSA-OAEP.
+type rsaRecipient struct {
 	pub  *rsa.PublicKey
 	hash crypto.Hash
 	id   KeyID
 	rand io.Reader
 }
 
-// NewRSARecipient returns a recipient for pub using OAEP with hash
+// newRSARecipient returns a recipient for pub using OAEP with hash
 // (crypto.SHA256, or crypto.SHA1 for tokens such as SoftHSM2 that unwrap
 // only with SHA-1) as digest and MGF1 digest.
-func NewRSARecipient(pub *rsa.PublicKey, hash crypto.Hash) (*RSARecipient, error) {
-	if bits := pub.N.BitLen(); bits < MinRSABits || bits > MaxRSABits {
-		return nil, fmt.Errorf("RSA key of %d bits: recipients must have %d to %d bits", bits, MinRSABits, MaxRSABits)
+func newRSARecipient(pub *rsa.PublicKey, hash crypto.Hash) (*rsaRecipient, error) {
+	if bits := pub.N.BitLen(); bits < minRSABits || bits > maxRSABits {
+		return nil, fmt.Errorf("RSA key of %d bits: recipients must have %d to %d bits", bits, minRSABits, maxRSABits)
 	}
 	if _, err := oaepID(hash); err != nil {
 		return nil, err
@@ -93,17 +93,11 @@ func NewRSARecipient(pub *rsa.PublicKey, hash crypto.Hash) (*RSARecipient, error
 	if err != nil {
 		return nil, err
 	}
-	return &RSARecipient{pub: pub, hash: hash, id: id, rand: rand.Reader}, nil
+	return &rsaRecipient{pub: pub, hash: hash, id: id, rand: rand.Reader}, nil
 }
 
-// KeyID returns the recipient's key identifier.
-func (r *RSARecipient) KeyID() KeyID { return r.id }
-
-// Hash returns the OAEP digest the recipient uses.
-func (r *RSARecipient) Hash() crypto.Hash { return r.hash }
-
 // Wrap implements Recipient.
-func (r *RSARecipient) Wrap(fileKey []byte) (*Stanza, error) {
+func (r *rsaRecipient) Wrap(fileKey []byte) (*Stanza, error) {
 	hid, _ := oaepID(r.hash)
 	ct, err := rsa.EncryptOAEP(r.hash.New(), r.rand, r.pub, fileKey, nil)
 	if err != nil {
@@ -112,17 +106,17 @@ func (r *RSARecipient) Wrap(fileKey []byte) (*Stanza, error) {
 	return &Stanza{Type: format.StanzaRSAOAEP, KeyID: r.id, Body: append([]byte{hid}, ct...)}, nil
 }
 
-// ECRecipient wraps file keys with ephemeral-static ECDH on P-256 or
+// ecRecipient wraps file keys with ephemeral-static ECDH on P-256 or
 // P-384, the X9.63 KDF with SHA-256 and AES key wrap with padding.
-type ECRecipient struct {
+type ecRecipient struct {
 	pub  *ecdh.PublicKey
 	typ  uint8
 	id   KeyID
 	rand io.Reader
 }
 
-// NewECRecipient returns a recipient for a P-256 or P-384 public key.
-func NewECRecipient(pub *ecdsa.PublicKey) (*ECRecipient, error) {
+// newECRecipient returns a recipient for a P-256 or P-384 public key.
+func newECRecipient(pub *ecdsa.PublicKey) (*ecRecipient, error) {
 	var typ uint8
 	switch pub.Curve {
 	case elliptic.P256():
@@ -140,11 +134,8 @@ func NewECRecipient(pub *ecdsa.PublicKey) (*ECRecipient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ECRecipient{pub: epub, typ: typ, id: id, rand: rand.Reader}, nil
+	return &ecRecipient{pub: epub, typ: typ, id: id, rand: rand.Reader}, nil
 }
-
-// KeyID returns the recipient's key identifier.
-func (r *ECRecipient) KeyID() KeyID { return r.id }
 
 func ecLabel(typ uint8) string {
 	if typ == format.StanzaECDHP256 {
@@ -160,7 +151,7 @@ func sharedInfo(typ uint8, eph, static []byte) []byte {
 }
 
 // Wrap implements Recipient.
-func (r *ECRecipient) Wrap(fileKey []byte) (*Stanza, error) {
+func (r *ecRecipient) Wrap(fileKey []byte) (*Stanza, error) {
 	eph, err := r.pub.Curve().GenerateKey(r.rand)
 	if err != nil {
 		return nil, err
@@ -230,13 +221,10 @@ func NewECDHIdentity(k ECDHKey) (Identity, error) {
 	return ki, nil
 }
 
-// KeyID returns the identity's key identifier.
-func (k *keyIdentity) KeyID() KeyID { return k.id }
-
 // Unwrap implements Identity.
 func (k *keyIdentity) Unwrap(stanzas []*Stanza) ([]byte, error) {
 	for _, s := range stanzas {
-		if s.Type != k.typ || KeyID(s.KeyID) != k.id {
+		if s.Type != k.typ || s.KeyID != k.id {
 			continue
 		}
 		if k.rsa != nil {
@@ -266,7 +254,7 @@ func (k *keyIdentity) unwrapRSA(body []byte) ([]byte, error) {
 		// token failed; it is passed on unchanged.
 		return nil, fmt.Errorf("RSA-OAEP stanza for key %s: %w", k.id, err)
 	}
-	if len(fk) != FileKeySize {
+	if len(fk) != fileKeySize {
 		clear(fk)
 		return nil, ErrUnwrap
 	}
@@ -295,7 +283,7 @@ func (k *keyIdentity) unwrapEC(body []byte) ([]byte, error) {
 	kek := kw.X963KDFSHA256(z, sharedInfo(k.typ, eph, k.pub), 32)
 	defer clear(kek)
 	fk, err := kw.UnwrapPad(kek, body[n:])
-	if err != nil || len(fk) != FileKeySize {
+	if err != nil || len(fk) != fileKeySize {
 		clear(fk)
 		return nil, ErrUnwrap
 	}

@@ -23,9 +23,9 @@ func NewRecipient(pub crypto.PublicKey, oaepHash crypto.Hash) (Recipient, error)
 		if oaepHash == 0 {
 			oaepHash = crypto.SHA256
 		}
-		return NewRSARecipient(k, oaepHash)
+		return newRSARecipient(k, oaepHash)
 	case *ecdsa.PublicKey:
-		return NewECRecipient(k)
+		return newECRecipient(k)
 	}
 	return nil, fmt.Errorf("unsupported public key type %T", pub)
 }

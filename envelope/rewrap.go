@@ -2,7 +2,6 @@ package envelope
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 
@@ -33,10 +32,6 @@ type Rewrapped struct {
 	Added int
 }
 
-// ErrNoRecipientsLeft is returned when a rewrap would remove every
-// recipient.
-var ErrNoRecipientsLeft = errors.New("rewrap would leave no recipients")
-
 // Rewrap rewrites an envelope for another set of recipients without
 // re-encrypting its payload: it unwraps the file key with one of
 // identities, verifies the original header, payload and (if signed)
@@ -65,37 +60,65 @@ func Rewrap(dst io.Writer, src io.Reader, identities []Identity, opts *RewrapOpt
 	}
 	defer o.wipe()
 	res := &Rewrapped{Opened: o.info()}
+	nh, err := rewrapHeader(o, opts, res)
+	if err != nil {
+		return nil, err
+	}
+	out, armor, raw, err := writeHeader(dst, nh, o.ks, opts.Armor)
+	if err != nil {
+		return nil, err
+	}
+	// Verify every chunk (and the original signature) while the payload
+	// is copied; the plaintext is discarded.
+	copied := io.Writer(out)
+	var sig *signing
+	if opts.Sender != nil {
+		sig = &signing{sender: opts.Sender, ext: nh.Sender, header: raw, payload: sha256.New(), rand: randReader(nil)}
+		copied = io.MultiWriter(out, sig.payload)
+	}
+	r, err := o.reader(copied)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.WriteTo(io.Discard); err != nil {
+		return nil, err
+	}
+	if sig != nil {
+		if err := sig.write(out); err != nil {
+			return nil, err
+		}
+	}
+	if armor != nil {
+		if err := armor.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
 
+// rewrapHeader is the new header: the original's chunk size and salt,
+// its stanzas minus opts.Remove plus opts.Add, its other extensions with
+// a previous-sender extension for its sender, and the new sender's. It
+// counts what was removed and added in res.
+func rewrapHeader(o *opened, opts *RewrapOptions, res *Rewrapped) (*format.Header, error) {
 	nh := &format.Header{ChunkLog2: o.h.ChunkLog2, Salt: o.h.Salt}
 	remove := map[KeyID]bool{}
 	for _, id := range opts.Remove {
 		remove[id] = true
 	}
-	seen := map[[33]byte]bool{}
+	set := stanzaSet{h: nh}
 	for _, s := range o.h.Stanzas {
-		if remove[KeyID(s.KeyID)] {
+		if remove[s.KeyID] {
 			res.Removed++
 			continue
 		}
-		k := [33]byte{s.Type}
-		copy(k[1:], s.KeyID[:])
-		seen[k] = true
-		nh.Stanzas = append(nh.Stanzas, s)
+		set.add(s)
 	}
-	for _, r := range opts.Add {
-		s, err := r.Wrap(o.fileKey)
-		if err != nil {
-			return nil, err
-		}
-		k := [33]byte{s.Type}
-		copy(k[1:], s.KeyID[:])
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		nh.Stanzas = append(nh.Stanzas, s)
-		res.Added++
+	added, err := set.wrap(o.fileKey, opts.Add)
+	if err != nil {
+		return nil, err
 	}
+	res.Added = added
 	if len(nh.Stanzas) == 0 {
 		return nil, ErrNoRecipientsLeft
 	}
@@ -117,46 +140,5 @@ func Rewrap(dst io.Writer, src io.Reader, identities []Identity, opts *RewrapOpt
 		}
 		nh.Sender = ext
 	}
-	covered, err := nh.MarshalWithoutMAC()
-	if err != nil {
-		return nil, err
-	}
-	copy(nh.MAC[:], headerMAC(o.ks.header, covered))
-	raw := append(covered, nh.MAC[:]...)
-
-	out := dst
-	var armor *format.ArmoredWriter
-	if opts.Armor {
-		armor = format.NewArmoredWriter(dst)
-		out = armor
-	}
-	if _, err := out.Write(raw); err != nil {
-		return nil, err
-	}
-	payloadHash := sha256.New()
-	r, err := o.reader(io.MultiWriter(out, payloadHash))
-	if err != nil {
-		return nil, err
-	}
-	// Verify every chunk (and the original signature) while the payload
-	// is copied; the plaintext is discarded.
-	if _, err := r.WriteTo(io.Discard); err != nil {
-		return nil, err
-	}
-	if opts.Sender != nil {
-		hh := sha256.Sum256(raw)
-		sig, err := opts.Sender.sign(randReader(nil), nh.Sender, hh[:], payloadHash.Sum(nil))
-		if err != nil {
-			return nil, err
-		}
-		if _, err := out.Write(sig); err != nil {
-			return nil, err
-		}
-	}
-	if armor != nil {
-		if err := armor.Close(); err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
+	return nh, nil
 }

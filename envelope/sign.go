@@ -18,10 +18,58 @@ import (
 	"github.com/tokenseal/tokenseal/envelope/internal/format"
 )
 
-// SenderInfo is what a signed envelope says about its sender: the signing
-// key's identifier, the signature algorithm, the stream and serial number
-// and the timestamp (milliseconds since the Unix epoch).
-type SenderInfo = format.Sender
+// SenderInfo is what a signed envelope says about its sender
+// (FORMAT.md, section 2.3).
+type SenderInfo struct {
+	KeyID    KeyID     // the signing key's identifier
+	SigAlg   SigAlg    // how the trailer signs
+	StreamID uint64    // the sender's stream: one per signing key and state directory
+	Serial   uint64    // the envelope's number in the stream, from 1
+	Time     time.Time // when it was sealed, to the millisecond
+}
+
+// PreviousSenderInfo is, on a rewrapped envelope whose original was
+// signed, who had signed the original: the rewrapping sender's statement,
+// not a signature of the original sender's.
+type PreviousSenderInfo struct {
+	KeyID    KeyID
+	StreamID uint64
+	Serial   uint64
+	Time     time.Time
+}
+
+// SigAlg is a sender signature algorithm.
+type SigAlg uint8
+
+// The signature algorithms of FORMAT.md, section 6.
+const (
+	ECDSAP256SHA256 SigAlg = 1 // ECDSA on P-256 with SHA-256, low S
+	RSAPSSSHA256    SigAlg = 2 // RSA-PSS with SHA-256 and a 32-byte salt
+)
+
+func (a SigAlg) String() string {
+	switch a {
+	case ECDSAP256SHA256:
+		return "ECDSA-P256-SHA256"
+	case RSAPSSSHA256:
+		return "RSA-PSS-SHA256"
+	}
+	return fmt.Sprintf("SigAlg(%d)", uint8(a))
+}
+
+func senderInfo(s *format.Sender) *SenderInfo {
+	if s == nil {
+		return nil
+	}
+	return &SenderInfo{KeyID: s.KeyID, SigAlg: SigAlg(s.SigAlg), StreamID: s.StreamID, Serial: s.Serial, Time: time.UnixMilli(int64(s.Timestamp))}
+}
+
+func previousSenderInfo(p *format.PreviousSender) *PreviousSenderInfo {
+	if p == nil {
+		return nil
+	}
+	return &PreviousSenderInfo{KeyID: p.KeyID, StreamID: p.StreamID, Serial: p.Serial, Time: time.UnixMilli(int64(p.Timestamp))}
+}
 
 // Sender signs an envelope. The serial number must have been reserved
 // durably before Seal is called (see the state package): Seal only
@@ -34,13 +82,6 @@ type Sender struct {
 	Serial   uint64
 	Time     time.Time
 }
-
-// ErrSignature means the sender's signature did not verify.
-var ErrSignature = rejected("sender signature does not verify")
-
-// ErrUnsigned is returned by Open for an anonymous envelope when
-// OpenOptions.AllowAnonymous is false.
-var ErrUnsigned = rejected("envelope is not signed (anonymous); refusing without allow-anonymous")
 
 // UnknownSenderError is returned by Open for an envelope signed by a key
 // the caller does not trust.
@@ -80,8 +121,8 @@ func (s *Sender) extension() (*format.Sender, error) {
 		}
 		f.SigAlg, f.SigLen = format.SigECDSAP256SHA256, 64
 	case *rsa.PublicKey:
-		if bits := k.N.BitLen(); bits < MinRSABits || bits > MaxRSABits {
-			return nil, fmt.Errorf("RSA signing key of %d bits: need %d to %d", bits, MinRSABits, MaxRSABits)
+		if bits := k.N.BitLen(); bits < minRSABits || bits > maxRSABits {
+			return nil, fmt.Errorf("RSA signing key of %d bits: need %d to %d", bits, minRSABits, maxRSABits)
 		}
 		f.SigAlg, f.SigLen = format.SigRSAPSSSHA256, uint16(k.Size())
 	default:

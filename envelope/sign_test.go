@@ -78,7 +78,7 @@ func TestSignedRoundTrip(t *testing.T) {
 				if err != nil || !bytes.Equal(got, plain) {
 					t.Fatalf("%s armor=%v n=%d: %v", name, armor, n, err)
 				}
-				if r.Sender.Serial != 7 || r.Sender.StreamID != 99 || r.Sender.Timestamp != uint64(now.UnixMilli()) {
+				if r.Sender.Serial != 7 || r.Sender.StreamID != 99 || r.Sender.Time.UnixMilli() != now.UnixMilli() {
 					t.Fatalf("sender info %+v", r.Sender)
 				}
 			}

@@ -2,8 +2,8 @@
 
 package main
 
-// Adversarial and fault tests of the CLI on a real SoftHSM2 token (issue
-// 7), run in-process through run(): Wycheproof-style stanzas opened on
+// Adversarial and fault tests of the CLI on a real SoftHSM2 token, run
+// in-process through the rig: Wycheproof-style stanzas opened on
 // the token, keys of the wrong kind or without the permission to unwrap,
 // a wrong PIN, the token going away, failures injected behind the
 // envelope's key interfaces, a full file system (a 2 MiB tmpfs), an
@@ -18,8 +18,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"math/big"
 	"os"
@@ -36,12 +34,10 @@ import (
 	"github.com/tokenseal/tokenseal/token/keyring"
 )
 
-// advRig is a token with the keys the adversarial tests use, public key
-// files for each, and the CLI's environment pointing at both.
+// advRig is a rig whose token holds the keys the adversarial tests
+// use, with public key files for each.
 type advRig struct {
-	t    *testing.T
-	dir  string // files
-	st   *softhsmtest.Token
+	*rig
 	pub  map[string]crypto.PublicKey
 	pems map[string]string // label -> public key file
 }
@@ -61,9 +57,8 @@ var advKeys = []struct {
 
 func newAdvRig(t *testing.T) *advRig {
 	t.Helper()
-	st := softhsmtest.New(t)
-	r := &advRig{t: t, dir: t.TempDir(), st: st, pub: map[string]crypto.PublicKey{}, pems: map[string]string{}}
-	tok, err := token.Open(token.Config{Module: st.Module, Token: st.Label, PIN: st.PIN})
+	r := &advRig{rig: newRig(t), pub: map[string]crypto.PublicKey{}, pems: map[string]string{}}
+	tok, err := token.Open(token.Config{Module: r.tok.Module, Token: r.tok.Label, PIN: r.tok.PIN})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,10 +73,7 @@ func newAdvRig(t *testing.T) *advRig {
 		if strings.HasPrefix(k.typ, "rsa") {
 			head += "# oaep-hash: sha1\n" // what SoftHSM2 unwraps
 		}
-		der, _ := x509.MarshalPKIXPublicKey(key.Public())
-		path := filepath.Join(r.dir, k.label+".pem")
-		os.WriteFile(path, append([]byte(head), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})...), 0o644)
-		r.pems[k.label] = path
+		r.pems[k.label] = r.write(k.label+".pem", append([]byte(head), pemOf(t, key.Public())...))
 	}
 	if err := tok.Close(); err != nil {
 		t.Fatal(err)
@@ -90,18 +82,7 @@ func newAdvRig(t *testing.T) *advRig {
 		"nounwrap-rsa":  {pkcs11.CKA_DECRYPT, pkcs11.CKA_UNWRAP},
 		"noderive-p256": {pkcs11.CKA_DERIVE},
 	})
-	t.Setenv("SOFTHSM2_CONF", st.Conf)
-	t.Setenv("TOKENSEAL_MODULE", st.Module)
-	t.Setenv("TOKENSEAL_TOKEN", st.Label)
-	t.Setenv("TOKENSEAL_PIN", st.PIN)
-	t.Setenv("TOKENSEAL_STATE_DIR", filepath.Join(r.dir, "state"))
-	t.Setenv("TOKENSEAL_CONFIG", os.DevNull)
-	tmp := filepath.Join(r.dir, "tmp")
-	os.Mkdir(tmp, 0o700)
-	t.Setenv("TMPDIR", tmp) // the open-to-stdout spool goes here
-	if code, _, stderr := runCLI("trust", "add", "alice", r.pems["s-p256"]); code != 0 {
-		t.Fatalf("trust add: %s", stderr)
-	}
+	r.trust("alice", r.pems["s-p256"])
 	return r
 }
 
@@ -110,12 +91,11 @@ func newAdvRig(t *testing.T) *advRig {
 // token_test.go's TestSensitive: the token package has no call for it.
 func (r *advRig) revoke(perms map[string][]uint) {
 	t := r.t
-	ctx := pkcs11.New(r.st.Module)
+	ctx := pkcs11.New(r.tok.Module)
 	if ctx == nil {
 		t.Fatal("cannot load module")
 	}
 	defer ctx.Destroy()
-	t.Setenv("SOFTHSM2_CONF", r.st.Conf)
 	if err := ctx.Initialize(); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +103,7 @@ func (r *advRig) revoke(perms map[string][]uint) {
 	slots, _ := ctx.GetSlotList(true)
 	var slot uint
 	for _, s := range slots {
-		if ti, _ := ctx.GetTokenInfo(s); strings.TrimRight(ti.Label, " ") == r.st.Label {
+		if ti, _ := ctx.GetTokenInfo(s); strings.TrimRight(ti.Label, " ") == r.tok.Label {
 			slot = s
 		}
 	}
@@ -132,7 +112,7 @@ func (r *advRig) revoke(perms map[string][]uint) {
 		t.Fatal(err)
 	}
 	defer ctx.CloseSession(sh)
-	if err := ctx.Login(sh, pkcs11.CKU_USER, r.st.PIN); err != nil {
+	if err := ctx.Login(sh, pkcs11.CKU_USER, r.tok.PIN); err != nil {
 		t.Fatal(err)
 	}
 	defer ctx.Logout(sh)
@@ -154,35 +134,6 @@ func (r *advRig) revoke(perms map[string][]uint) {
 	}
 }
 
-func (r *advRig) path(name string) string { return filepath.Join(r.dir, name) }
-
-// seal runs the CLI's seal and returns the envelope.
-func (r *advRig) seal(plain []byte, args ...string) []byte {
-	r.t.Helper()
-	in, out := r.path("plain.in"), r.path("sealed.out")
-	os.WriteFile(in, plain, 0o600)
-	os.Remove(out)
-	args = append(append([]string{"seal", "-o", out}, args...), in)
-	if code, _, stderr := runCLI(args...); code != 0 {
-		r.t.Fatalf("seal %v: exit %d: %s", args, code, stderr)
-	}
-	env, err := os.ReadFile(out)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return env
-}
-
-// dirEntries lists dir (nil if it does not exist).
-func dirEntries(dir string) []string {
-	es, _ := os.ReadDir(dir)
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 // refused runs open on env to a fresh directory and checks the exit code,
 // that stdout is empty, stderr is one error line (and maybe a hint), and
 // the output directory stays empty.
@@ -195,7 +146,8 @@ func (r *advRig) refused(what string, env []byte, want int, extra ...string) str
 	in := r.path("in.tseal")
 	os.WriteFile(in, env, 0o644)
 	args := append(append([]string{"open"}, extra...), "-o", filepath.Join(outDir, "plain"), in)
-	code, stdout, stderr := runCLI(args...)
+	res := r.run(args...)
+	code, stdout, stderr := res.code, res.stdout, res.stderr
 	if code != want || stdout != "" || !strings.HasPrefix(stderr, "tokenseal: error: ") || strings.Count(stderr, "\n") > 2 {
 		r.t.Errorf("%s: exit %d (want %d), stdout %q, stderr %q", what, code, want, stdout, stderr)
 	}
@@ -236,7 +188,7 @@ func TestAdversarialCLI(t *testing.T) {
 	t.Run("WycheproofOnToken", func(t *testing.T) {
 		// ECDH stanzas with a bad ephemeral point, on the token's P-256 key.
 		ec := r.seal(msg, "--anonymous", "-r", "token:x-p256")
-		if code, _, stderr := runCLI("open", "--allow-anonymous", "-o", r.path("ok.out"), r.path("sealed.out")); code != 0 {
+		if code, _, stderr := r.runCLI("open", "--allow-anonymous", "-o", r.path("ok.out"), r.path("sealed.out")); code != 0 {
 			t.Fatalf("baseline: %s", stderr)
 		}
 		os.Remove(r.path("ok.out"))
@@ -308,7 +260,7 @@ func TestAdversarialCLI(t *testing.T) {
 		for _, label := range []string{"s-p256", "nounwrap-rsa", "noderive-p256"} {
 			cases++
 			out := r.path("wrong.tseal")
-			code, _, stderr := runCLI("seal", "--anonymous", "-r", "token:"+label, "-o", out, r.pems["x-p256"])
+			code, _, stderr := r.runCLI("seal", "--anonymous", "-r", "token:"+label, "-o", out, r.pems["x-p256"])
 			if code != exitToken || !strings.Contains(stderr, "wrong kind") {
 				t.Errorf("seal -r token:%s: exit %d, %q; want exit 3, key of the wrong kind", label, code, stderr)
 			}
@@ -319,7 +271,7 @@ func TestAdversarialCLI(t *testing.T) {
 		}
 		// An exchange key is not a signing key.
 		cases++
-		if code, _, stderr := runCLI("seal", "--sign-with", "x-p256", "-r", "token:x-p256", "-o", r.path("w.tseal"), r.pems["x-p256"]); code != exitToken {
+		if code, _, stderr := r.runCLI("seal", "--sign-with", "x-p256", "-r", "token:x-p256", "-o", r.path("w.tseal"), r.pems["x-p256"]); code != exitToken {
 			t.Errorf("--sign-with an exchange key: exit %d, %q", code, stderr)
 		}
 		// Envelopes sealed to those keys' public key files: the token
@@ -359,10 +311,10 @@ func TestAdversarialCLI(t *testing.T) {
 			}
 		}
 		t.Setenv("TOKENSEAL_PIN_FILE", "")
-		t.Setenv("TOKENSEAL_PIN", r.st.PIN)
+		t.Setenv("TOKENSEAL_PIN", r.tok.PIN)
 		// An unreadable PIN file is an error, not an empty PIN.
 		cases++
-		code, _, stderr := runCLI("--pin-file", r.path("no-such-pin"), "open", "--allow-anonymous", "-o", r.path("p.out"), r.path("sealed.out"))
+		code, _, stderr := r.runCLI("--pin-file", r.path("no-such-pin"), "open", "--allow-anonymous", "-o", r.path("p.out"), r.path("sealed.out"))
 		if code == 0 || !strings.Contains(stderr, "no-such-pin") {
 			t.Errorf("missing pin file: exit %d, %q", code, stderr)
 		}
@@ -467,7 +419,7 @@ func TestAdversarialCLI(t *testing.T) {
 		// instead, as an unreadable file does.
 		for _, in := range []string{r.dir, "/proc/self/mem", r.path("no-such-file")} {
 			cases++
-			code, stdout, stderr := runCLI("open", "-o", filepath.Join(outDir, "plain"), in)
+			code, stdout, stderr := r.runCLI("open", "-o", filepath.Join(outDir, "plain"), in)
 			if code != exitOther || stdout != "" || !strings.HasPrefix(stderr, "tokenseal: error: ") {
 				t.Errorf("input %s: exit %d, %q", in, code, stderr)
 			}
@@ -476,15 +428,15 @@ func TestAdversarialCLI(t *testing.T) {
 			}
 		}
 		cases++
-		code, _, stderr := runCLI("open", "-o", r.path("no/such/dir/plain"), good)
+		code, _, stderr := r.runCLI("open", "-o", r.path("no/such/dir/plain"), good)
 		if code != exitOther || !strings.Contains(stderr, "creating output") {
 			t.Errorf("missing output directory: exit %d, %q", code, stderr)
 		}
 		// The ledger did not move: the envelope opens now, once.
-		if code, _, stderr := runCLI("open", "-o", filepath.Join(outDir, "plain"), good); code != 0 {
+		if code, _, stderr := r.runCLI("open", "-o", filepath.Join(outDir, "plain"), good); code != 0 {
 			t.Errorf("open after the failures: exit %d, %s", code, stderr)
 		}
-		if code, _, _ := runCLI("open", "-o", filepath.Join(outDir, "again"), good); code != exitReplay {
+		if code, _, _ := r.runCLI("open", "-o", filepath.Join(outDir, "again"), good); code != exitReplay {
 			t.Errorf("second open: exit %d, want %d", code, exitReplay)
 		}
 	})
@@ -492,7 +444,7 @@ func TestAdversarialCLI(t *testing.T) {
 	t.Run("TokenGone", func(t *testing.T) {
 		// Last: the rig's token directory is removed between runs.
 		env := r.seal(msg, "--anonymous", "-r", "token:x-p256")
-		dirs, _ := filepath.Glob(filepath.Join(r.st.Dir, "tokens", "*"))
+		dirs, _ := filepath.Glob(filepath.Join(r.tok.Dir, "tokens", "*"))
 		for _, d := range dirs {
 			os.RemoveAll(d)
 		}
@@ -527,7 +479,7 @@ func (r *advRig) fullDisk(t *testing.T, cases *int) {
 	os.WriteFile(in, env, 0o644)
 	for _, sync := range []string{"--sync=false", "--sync"} {
 		*cases++
-		code, stdout, stderr := runCLI("open", sync, "-o", filepath.Join(full, "plain"), in)
+		code, stdout, stderr := r.runCLI("open", sync, "-o", filepath.Join(full, "plain"), in)
 		if code == 0 || stdout != "" || !strings.Contains(stderr, "no space left on device") {
 			t.Errorf("open %s into a full tmpfs: exit %d, %q", sync, code, stderr)
 		}
@@ -543,19 +495,19 @@ func (r *advRig) fullDisk(t *testing.T, cases *int) {
 	*cases++
 	in2 := r.path("big2.tseal")
 	os.WriteFile(in2, r.seal(plain[:1<<20], "--sign-with", "s-p256", "-r", "token:x-p256"), 0o644)
-	if code, _, stderr := runCLI("open", "-o", full, in, in2); code == 0 {
+	if code, _, stderr := r.runCLI("open", "-o", full, in, in2); code == 0 {
 		t.Errorf("open two inputs into a full tmpfs: exit 0: %s", stderr)
 	}
 	// The ledger did not advance: the same envelope opens elsewhere, once.
 	roomy := r.path("roomy")
 	os.Mkdir(roomy, 0o700)
-	if code, _, stderr := runCLI("open", "-o", filepath.Join(roomy, "plain"), in); code != 0 {
+	if code, _, stderr := r.runCLI("open", "-o", filepath.Join(roomy, "plain"), in); code != 0 {
 		t.Fatalf("open after the full disk: exit %d, %s", code, stderr)
 	}
 	if got, _ := os.ReadFile(filepath.Join(roomy, "plain")); !bytes.Equal(got, plain) {
 		t.Error("plaintext differs")
 	}
-	if code, _, _ := runCLI("open", "-o", filepath.Join(roomy, "again"), in); code != exitReplay {
+	if code, _, _ := r.runCLI("open", "-o", filepath.Join(roomy, "again"), in); code != exitReplay {
 		t.Errorf("second open: exit %d, want %d", code, exitReplay)
 	}
 	// To stdout on a full disk: a non-zero exit. (The signed envelope
@@ -577,7 +529,7 @@ func (r *advRig) fullDisk(t *testing.T, cases *int) {
 	}
 	in3 := r.path("big3.tseal")
 	os.WriteFile(in3, env3, 0o644)
-	code, _, _ := runCLI("open", "-o", filepath.Join(roomy, "third"), in3)
+	code, _, _ := r.runCLI("open", "-o", filepath.Join(roomy, "third"), in3)
 	t.Logf("the envelope whose stdout write failed, opened again: exit %d", code)
 }
 

@@ -3,7 +3,7 @@ package main
 import "os"
 
 // The tests must not read the config file of whoever runs them: in-process
-// tests and the replay rig's subprocesses get TOKENSEAL_CONFIG=/dev/null.
+// tests and the rig's processes get TOKENSEAL_CONFIG=/dev/null.
 // testscript children (they have $WORK) keep the script's environment, so
 // config.txtar can test the default config file.
 func init() {

@@ -2,16 +2,15 @@
 
 package main
 
-// Secrets hygiene (issue 7): the failing cases of open, with and without
+// Secrets hygiene: the failing cases of open, with and without
 // --verbose, never print the PIN or the file key (or the keys derived
 // from it) in any common encoding; outputs and the state database are
 // private files even under umask 0; failures leave no temporary file.
 
 import (
 	"bytes"
-	"crypto/hkdf"
+	"crypto"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -24,37 +23,29 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/tokenseal/tokenseal/envelope"
+	ref "github.com/tokenseal/tokenseal/internal/reference"
 )
 
 // recoverFileKey unwraps the file key of a binary envelope from its
-// RSA-OAEP (SHA-256) stanza for priv, reading the header as FORMAT.md
-// lays it out, and returns it with the keys derived from it.
+// RSA-OAEP (SHA-256) stanza for priv, with the reference decoder, and
+// returns it with the keys derived from it.
 func recoverFileKey(t *testing.T, env []byte, priv *rsa.PrivateKey) [][]byte {
 	t.Helper()
-	u24 := func(b []byte) int { return int(b[0])<<16 | int(b[1])<<8 | int(b[2]) }
-	id, err := envelope.KeyIDOf(&priv.PublicKey)
+	h, _, err := ref.Parse(env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := env[13 : 13+u24(env[10:])]
-	salt := body[1:33]
-	st := body[36 : 36+u24(body[33:])]
-	for len(st) > 0 {
-		n := int(st[33])<<8 | int(st[34])
-		if st[0] == 1 && bytes.Equal(st[1:33], id[:]) {
-			fk, err := rsa.DecryptOAEP(sha256.New(), nil, priv, st[36:35+n], nil)
-			if err != nil || st[35] != 2 {
-				t.Fatalf("recovering the file key: %v", err)
-			}
-			kh, _ := hkdf.Key(sha256.New, fk, salt, "tokenseal/v1 header", 32)
-			kp, _ := hkdf.Key(sha256.New, fk, salt, "tokenseal/v1 payload", 32)
-			return [][]byte{fk, kh, kp}
+	for _, st := range h.Stanzas {
+		if st.Type == ref.TypeRSA && bytes.Equal(st.KeyID, ref.KeyID(&priv.PublicKey)) && st.Body[0] != ref.OAEPSHA256 {
+			t.Fatalf("the software key's stanza uses oaep_hash %d, not SHA-256", st.Body[0])
 		}
-		st = st[35+n:]
 	}
-	t.Fatal("no stanza for the software key")
-	return nil
+	fk, err := ref.Unwrap(h, []crypto.PrivateKey{priv})
+	if err != nil {
+		t.Fatalf("recovering the file key: %v", err)
+	}
+	kh, kp := ref.DeriveKeys(fk, h.Salt)
+	return [][]byte{fk, kh, kp}
 }
 
 // encodings are the forms a secret could leak in.
@@ -102,7 +93,7 @@ func TestSecretsHygiene(t *testing.T) {
 	plain := bytes.Repeat([]byte("the plaintext is not a secret here "), 3000)
 	signed := r.seal(plain, "--sign-with", "s-p256", "-r", "token:x-p256", "-r", softPEM)
 	softOnly := r.seal(plain, "--anonymous", "-r", softPEM)
-	secrets := map[string][]byte{"PIN": []byte(r.st.PIN), "wrong PIN": []byte("0000-wrong")}
+	secrets := map[string][]byte{"PIN": []byte(r.tok.PIN), "wrong PIN": []byte("0000-wrong")}
 	for i, s := range recoverFileKey(t, signed, soft) {
 		secrets[[]string{"file key", "header key", "payload key"}[i]] = s
 	}
@@ -121,7 +112,11 @@ func TestSecretsHygiene(t *testing.T) {
 		b[(i+len(b))%len(b)] ^= 1
 		return b
 	}
-	hl := 13 + (int(signed[10])<<16 | int(signed[11])<<8 | int(signed[12])) + 32
+	h, _, err := ref.Parse(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl := len(h.Raw())
 	outDir := r.path("hygiene-out")
 	os.Mkdir(outDir, 0o700)
 	out := filepath.Join(outDir, "plain")
@@ -161,7 +156,7 @@ func TestSecretsHygiene(t *testing.T) {
 			if verbose {
 				args = append([]string{"--verbose"}, args...)
 			}
-			code, stdout, stderr := runCLI(args...)
+			code, stdout, stderr := r.runCLI(args...)
 			if code != c.want {
 				t.Errorf("%s (verbose %v): exit %d, want %d: %s", c.name, verbose, code, c.want, stderr)
 			}
@@ -184,10 +179,10 @@ func TestSecretsHygiene(t *testing.T) {
 			if left := dirEntries(r.path("tmp")); len(left) != 0 {
 				t.Errorf("%s: left in TMPDIR: %v", c.name, left)
 			}
-			t.Setenv("TOKENSEAL_PIN", r.st.PIN)
+			t.Setenv("TOKENSEAL_PIN", r.tok.PIN)
 			t.Setenv("TOKENSEAL_PIN_FILE", "")
-			t.Setenv("TOKENSEAL_STATE_DIR", filepath.Join(r.dir, "state"))
-			t.Setenv("TOKENSEAL_MODULE", r.st.Module)
+			t.Setenv("TOKENSEAL_STATE_DIR", r.recv)
+			t.Setenv("TOKENSEAL_MODULE", r.tok.Module)
 		}
 	}
 	t.Logf("%d runs scanned for %d secrets in %d encodings", scanned, len(secrets), len(encodings([]byte("0123456789abcdef"))))
@@ -198,20 +193,22 @@ func TestSecretsHygiene(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(outDir, "force"), []byte("old"), 0o644)
 	write("anon.tseal", r.seal(plain, "--anonymous", "-r", "token:x-p256"))
-	if code, _, stderr := runCLI("open", "--allow-anonymous", "--force", "-o", filepath.Join(outDir, "force"), r.path("anon.tseal")); code != 0 {
+	if code, _, stderr := r.runCLI("open", "--allow-anonymous", "--force", "-o", filepath.Join(outDir, "force"), r.path("anon.tseal")); code != 0 {
 		t.Fatalf("open --force: %s", stderr)
 	}
 	modes := map[string]fs.FileMode{out: 0o600, filepath.Join(outDir, "force"): 0o600}
-	stateDir := filepath.Join(r.dir, "state")
-	modes[stateDir] = 0o700
-	filepath.WalkDir(stateDir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			modes[p] = 0o600
+	for _, stateDir := range []string{r.send, r.recv} {
+		n := len(modes)
+		modes[stateDir] = 0o700
+		filepath.WalkDir(stateDir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				modes[p] = 0o600
+			}
+			return nil
+		})
+		if len(modes)-n < 2 {
+			t.Errorf("state directory %s holds %d files", stateDir, len(modes)-n-1)
 		}
-		return nil
-	})
-	if len(modes) < 4 {
-		t.Errorf("state directory holds %d files", len(modes)-3)
 	}
 	for p, want := range modes {
 		fi, err := os.Stat(p)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -72,8 +73,26 @@ func inspect(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	names := trustedNames(c)
-	out := inspectJSON{
+	labels := map[envelope.KeyID]string{}
+	if c.Bool("labels") {
+		if labels, err = tokenLabels(c); err != nil {
+			return err
+		}
+	}
+	out := describe(info, trustedNames(c), labels)
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	printInspect(c.App.Writer, out)
+	return nil
+}
+
+// describe is what inspect shows of info, with the trusted senders'
+// names and the token's key labels.
+func describe(info *envelope.Info, names, labels map[envelope.KeyID]string) *inspectJSON {
+	out := &inspectJSON{
 		Format: "binary", Version: info.Version, ChunkSize: info.ChunkSize,
 		HeaderBytes: info.HeaderLen, PayloadBytes: info.PayloadLen,
 	}
@@ -84,41 +103,32 @@ func inspect(c *cli.Context) error {
 		n := info.PlaintextLen
 		out.PlaintextBytes = &n
 	}
-	labels := map[envelope.KeyID]string{}
-	if c.Bool("labels") {
-		kr := newKeyring(c)
-		defer kr.Close()
-		var err error
-		if labels, err = kr.Labels(); err != nil {
-			return err
-		}
-	}
 	for _, s := range info.Stanzas {
 		out.Recipients = append(out.Recipients, recipientJSON{KeyID: s.KeyID.String(), Algorithm: s.Alg, OAEPHash: s.OAEPHash, Label: labels[s.KeyID]})
 	}
 	if s := info.Sender; s != nil {
-		alg := "ECDSA-P256-SHA256"
-		if s.SigAlg == 2 {
-			alg = "RSA-PSS-SHA256"
-		}
-		id := envelope.KeyID(s.KeyID)
-		out.Sender = &senderJSON{KeyID: id.String(), Name: names[id], Signature: alg, StreamID: s.StreamID, Serial: s.Serial,
-			Timestamp: time.UnixMilli(int64(s.Timestamp)).UTC().Format(time.RFC3339Nano), TimestampMS: s.Timestamp, Unverified: true}
+		out.Sender = &senderJSON{KeyID: s.KeyID.String(), Name: names[s.KeyID], Signature: s.SigAlg.String(), StreamID: s.StreamID, Serial: s.Serial,
+			Timestamp: s.Time.UTC().Format(time.RFC3339Nano), TimestampMS: uint64(s.Time.UnixMilli()), Unverified: true}
 	}
 	if p := info.PreviousSender; p != nil {
-		id := envelope.KeyID(p.KeyID)
-		out.PreviousSender = &senderJSON{KeyID: id.String(), Name: names[id], StreamID: p.StreamID, Serial: p.Serial,
-			Timestamp: time.UnixMilli(int64(p.Timestamp)).UTC().Format(time.RFC3339Nano), TimestampMS: p.Timestamp, Unverified: true}
+		out.PreviousSender = &senderJSON{KeyID: p.KeyID.String(), Name: names[p.KeyID], StreamID: p.StreamID, Serial: p.Serial,
+			Timestamp: p.Time.UTC().Format(time.RFC3339Nano), TimestampMS: uint64(p.Time.UnixMilli()), Unverified: true}
 	}
 	for _, e := range info.Extensions {
 		out.Extensions = append(out.Extensions, fmt.Sprintf("%#04x", e))
 	}
-	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	w := c.App.Writer
+	return out
+}
+
+// tokenLabels maps the key ids of the token's keys to their labels.
+func tokenLabels(c *cli.Context) (map[envelope.KeyID]string, error) {
+	kr := newKeyring(c)
+	defer kr.Close()
+	return kr.Labels()
+}
+
+// printInspect prints out for people.
+func printInspect(w io.Writer, out *inspectJSON) {
 	fmt.Fprintf(w, "tokenseal envelope, version %d, %s, chunks of %d bytes\n", out.Version, out.Format, out.ChunkSize)
 	pt := "invalid length"
 	if out.PlaintextBytes != nil {
@@ -135,26 +145,26 @@ func inspect(c *cli.Context) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.KeyID, alg, r.Label)
 	}
 	tw.Flush()
-	printSender := func(what string, s *senderJSON) {
-		name := s.Name
-		if name == "" {
-			name = "not a trusted sender"
-		}
-		fmt.Fprintf(w, "%s: %s (%s)\n  stream %d, serial %d, timestamp %s", what, s.KeyID, name, s.StreamID, s.Serial, s.Timestamp)
-		if s.Signature != "" {
-			fmt.Fprintf(w, ", %s", s.Signature)
-		}
-		fmt.Fprintln(w)
-	}
 	if out.Sender != nil {
-		printSender("sender (not verified by inspect)", out.Sender)
+		printSender(w, "sender (not verified by inspect)", out.Sender)
 	} else {
 		fmt.Fprintln(w, "sender: none (anonymous)")
 	}
 	if out.PreviousSender != nil {
-		printSender("rewrapped from", out.PreviousSender)
+		printSender(w, "rewrapped from", out.PreviousSender)
 	}
-	return nil
+}
+
+func printSender(w io.Writer, what string, s *senderJSON) {
+	name := s.Name
+	if name == "" {
+		name = "not a trusted sender"
+	}
+	fmt.Fprintf(w, "%s: %s (%s)\n  stream %d, serial %d, timestamp %s", what, s.KeyID, name, s.StreamID, s.Serial, s.Timestamp)
+	if s.Signature != "" {
+		fmt.Fprintf(w, ", %s", s.Signature)
+	}
+	fmt.Fprintln(w)
 }
 
 // trustedNames maps key ids to trusted names, if a state directory
@@ -178,7 +188,7 @@ func trustedNames(c *cli.Context) map[envelope.KeyID]string {
 		return names
 	}
 	for _, t := range ts {
-		names[envelope.KeyID(t.KeyID)] = t.Name
+		names[t.KeyID] = t.Name
 	}
 	return names
 }

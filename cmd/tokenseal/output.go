@@ -204,18 +204,6 @@ func (a *atomicFile) Abort() {
 	}
 }
 
-// newSpool creates a private temporary file in $TMPDIR that is already
-// unlinked: it vanishes with the process, whatever happens. Spools hold
-// ciphertext only.
-func newSpool() (*os.File, error) {
-	f, err := os.CreateTemp("", "tokenseal-spool-*")
-	if err != nil {
-		return nil, fmt.Errorf("creating spool file: %w", err)
-	}
-	os.Remove(f.Name())
-	return f, nil
-}
-
 // sameFile reports whether in and out name the same existing file.
 func sameFile(in, out string) bool {
 	a, err := os.Stat(in)

@@ -3,10 +3,10 @@ package main
 import (
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/tokenseal/tokenseal/envelope"
+	"github.com/tokenseal/tokenseal/envelope/receive"
 	"github.com/urfave/cli/v2"
 )
 
@@ -49,23 +49,17 @@ func rewrap(c *cli.Context) error {
 		return err
 	}
 	// The original is checked as open checks it.
-	o, err := newOpener(c, kr)
+	st := &lazyState{c: c}
+	defer st.Close()
+	rcv, err := newReceiver(c, kr, st, nil)
 	if err != nil {
 		return err
 	}
-	defer o.close()
-	opts := &envelope.RewrapOptions{
-		Open:   o.opts,
-		Add:    add,
-		Remove: remove,
-		Armor:  c.Bool("armor"),
-	}
+	opts := envelope.RewrapOptions{Add: add, Remove: remove, Armor: c.Bool("armor")}
 	if signWith != "" {
-		sender, err := senderFor(c, kr, signWith)
-		if err != nil {
+		if opts.Sender, err = senderFor(c, kr, signWith); err != nil {
 			return err
 		}
-		opts.Sender = sender
 	}
 
 	src, err := openInput(c.App.Reader, in)
@@ -73,24 +67,17 @@ func rewrap(c *cli.Context) error {
 		return err
 	}
 	defer src.Close()
-	// The new envelope is written only once the original verified: to a
-	// temporary file beside OUT, or for stdout to an unlinked spool file
-	// copied out afterwards.
-	var dst io.Writer
-	var af *atomicFile
-	var spool *os.File
+	// The new envelope is kept back until the original verified: in a
+	// temporary file beside OUT, or for stdout in an unlinked spool file.
+	var dst receive.Output
 	if out != "" {
-		if af, err = createOutput(out, c.Bool("force"), 0o644); err != nil {
+		af, err := createOutput(out, c.Bool("force"), 0o644)
+		if err != nil {
 			return err
 		}
-		defer af.Abort()
-		dst = af
-	} else {
-		if spool, err = newSpool(); err != nil {
-			return err
-		}
-		defer spool.Close()
-		dst = spool
+		dst = &fileOutput{af, c.Bool("force"), c.Bool("sync")}
+	} else if dst, err = receive.Spool(c.App.Writer); err != nil {
+		return err
 	}
 	// The progress bar counts the original read; none when the new
 	// envelope goes to the terminal.
@@ -100,22 +87,9 @@ func rewrap(c *cli.Context) error {
 	}
 	defer p.Stop()
 	p.Start()
-	res, err := envelope.Rewrap(dst, p.Reader(src), o.ids, opts)
+	res, err := rcv.Rewrap(dst, p.Reader(src), opts)
 	if err != nil {
 		return err
-	}
-	if af != nil {
-		if err := af.Commit(c.Bool("force"), c.Bool("sync")); err != nil {
-			return err
-		}
-	}
-	if spool != nil {
-		if _, err := spool.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("reading spool file: %w", err)
-		}
-		if _, err := io.Copy(c.App.Writer, spool); err != nil {
-			return err
-		}
 	}
 	p.Finish()
 	fmt.Fprintf(c.App.ErrWriter, "tokenseal: rewrapped: %d recipient(s) added, %d removed\n", res.Added, res.Removed)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	ref "github.com/tokenseal/tokenseal/internal/reference"
 	"github.com/tokenseal/tokenseal/internal/softhsmtest"
 )
 
@@ -24,14 +25,16 @@ func TestMain(m *testing.M) {
 // Besides the standard commands, "exits CODE PROGRAM ARGS..." runs a
 // program like exec and checks its exact exit code; "flipbyte FILE OFFSET"
 // flips the low bit of one byte (a negative OFFSET counts from the end);
-// "truncate FILE SIZE" cuts a file.
+// "truncate FILE SIZE" cuts a file; "armor IN OUT" writes the ASCII
+// armor of the binary envelope IN (FORMAT.md, section 7, as
+// internal/reference writes it).
 func TestScripts(t *testing.T) {
 	if _, err := softhsmtest.FindModule(); err != nil {
 		t.Fatal(err) // never skip: CI must have SoftHSM2
 	}
 	testscript.Run(t, testscript.Params{
 		Dir:  "testdata",
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"exits": cmdExits, "flipbyte": cmdFlipByte, "truncate": cmdTruncate},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"exits": cmdExits, "flipbyte": cmdFlipByte, "truncate": cmdTruncate, "armor": cmdArmor},
 		Setup: func(env *testscript.Env) error {
 			dir, err := os.MkdirTemp("", "tokenseal-script-")
 			if err != nil {
@@ -105,4 +108,13 @@ func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
 	n, err := strconv.ParseInt(args[1], 10, 64)
 	ts.Check(err)
 	ts.Check(os.Truncate(ts.MkAbs(args[0]), n))
+}
+
+func cmdArmor(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: armor IN OUT")
+	}
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), ref.Armor(b), 0o644))
 }

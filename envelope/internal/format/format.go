@@ -63,17 +63,27 @@ const (
 // material.
 type ParseError struct {
 	What string
+	// Err is the condition's sentinel (such as [ErrUnknownVersion]) when
+	// it has one, nil otherwise; errors.Is finds it.
+	Err error
 }
 
 func (e *ParseError) Error() string { return "malformed envelope: " + e.What }
+
+// Unwrap returns e.Err.
+func (e *ParseError) Unwrap() error { return e.Err }
 
 func perr(format string, args ...any) error {
 	return &ParseError{What: fmt.Sprintf(format, args...)}
 }
 
-// ErrUnknownVersion is returned (wrapped in a ParseError's chain) for an
-// envelope whose version byte this package does not implement.
+// ErrUnknownVersion is wrapped by the ParseError for an envelope whose
+// version byte this package does not implement.
 var ErrUnknownVersion = errors.New("unknown envelope version")
+
+func unknownVersion(v uint8) error {
+	return &ParseError{What: fmt.Sprintf("%v %d", ErrUnknownVersion, v), Err: ErrUnknownVersion}
+}
 
 // Stanza is one recipient's copy of the file key.
 type Stanza struct {
@@ -246,7 +256,7 @@ func ReadHeader(r io.Reader) (*Header, []byte, error) {
 		return nil, nil, perr("not a tokenseal envelope")
 	}
 	if v := prefix[len(Magic)]; v != Version {
-		return nil, nil, &ParseError{What: fmt.Sprintf("%v %d", ErrUnknownVersion, v)}
+		return nil, nil, unknownVersion(v)
 	}
 	n := int(prefix[len(Magic)+1])<<16 | int(prefix[len(Magic)+2])<<8 | int(prefix[len(Magic)+3])
 	if n > MaxBodyLen {
@@ -280,7 +290,7 @@ func ParseHeader(raw []byte) (*Header, error) {
 		return nil, perr("header truncated")
 	}
 	if version != Version {
-		return nil, &ParseError{What: fmt.Sprintf("%v %d", ErrUnknownVersion, version)}
+		return nil, unknownVersion(version)
 	}
 	if !s.ReadUint24LengthPrefixed(&body) {
 		return nil, perr("header truncated")
@@ -295,33 +305,51 @@ func ParseHeader(raw []byte) (*Header, error) {
 	if !s.Empty() {
 		return nil, perr("trailing data after header")
 	}
+	if err := h.parseBody(body); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// parseBody parses the header body: chunk size, salt, stanzas and
+// extensions.
+func (h *Header) parseBody(body cryptobyte.String) error {
 	if !body.ReadUint8(&h.ChunkLog2) || !body.CopyBytes(h.Salt[:]) {
-		return nil, perr("header body truncated")
+		return perr("header body truncated")
 	}
 	if h.ChunkLog2 != ChunkLog2 {
-		return nil, perr("unsupported chunk size 2^%d", h.ChunkLog2)
+		return perr("unsupported chunk size 2^%d", h.ChunkLog2)
 	}
 	var stanzas, exts cryptobyte.String
 	if !body.ReadUint24LengthPrefixed(&stanzas) || !body.ReadUint16LengthPrefixed(&exts) {
-		return nil, perr("header body truncated")
+		return perr("header body truncated")
 	}
 	if !body.Empty() {
-		return nil, perr("trailing data in header body")
+		return perr("trailing data in header body")
 	}
+	if err := h.parseStanzas(stanzas); err != nil {
+		return err
+	}
+	return h.parseExtensions(exts)
+}
+
+// parseStanzas parses the stanza list: at least one, at most MaxStanzas,
+// no two of one type for one key.
+func (h *Header) parseStanzas(stanzas cryptobyte.String) error {
 	for !stanzas.Empty() {
 		if len(h.Stanzas) == MaxStanzas {
-			return nil, perr("more than %d recipient stanzas", MaxStanzas)
+			return perr("more than %d recipient stanzas", MaxStanzas)
 		}
 		st := &Stanza{}
 		var b cryptobyte.String
 		if !stanzas.ReadUint8(&st.Type) || !stanzas.CopyBytes(st.KeyID[:]) || !stanzas.ReadUint16LengthPrefixed(&b) {
-			return nil, perr("recipient stanza truncated")
+			return perr("recipient stanza truncated")
 		}
 		st.Body = append([]byte(nil), b...)
 		h.Stanzas = append(h.Stanzas, st)
 	}
 	if len(h.Stanzas) == 0 {
-		return nil, perr("no recipient stanzas")
+		return perr("no recipient stanzas")
 	}
 	seen := make(map[[KeyIDLen + 1]byte]bool, len(h.Stanzas))
 	for _, st := range h.Stanzas {
@@ -329,35 +357,42 @@ func ParseHeader(raw []byte) (*Header, error) {
 		k[0] = st.Type
 		copy(k[1:], st.KeyID[:])
 		if seen[k] {
-			return nil, perr("two recipient stanzas of one type for key %x", st.KeyID)
+			return perr("two recipient stanzas of one type for key %x", st.KeyID)
 		}
 		seen[k] = true
 	}
+	return nil
+}
+
+// parseExtensions parses the extension list: strictly increasing types,
+// the sender's understood, unknown critical ones refused, unknown
+// non-critical ones kept.
+func (h *Header) parseExtensions(exts cryptobyte.String) error {
 	var last uint16
 	for i := 0; !exts.Empty(); i++ {
 		var typ uint16
 		var v cryptobyte.String
 		if !exts.ReadUint16(&typ) || !exts.ReadUint16LengthPrefixed(&v) {
-			return nil, perr("extension truncated")
+			return perr("extension truncated")
 		}
 		if i > 0 && typ <= last {
-			return nil, perr("extensions out of order or repeated")
+			return perr("extensions out of order or repeated")
 		}
 		last = typ
 		switch {
 		case typ == ExtSender:
 			snd, err := parseSender(v)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			h.Sender = snd
 		case typ&CriticalBit != 0:
-			return nil, perr("unknown critical extension %#04x", typ)
+			return perr("unknown critical extension %#04x", typ)
 		default:
 			h.Unknown = append(h.Unknown, Extension{Type: typ, Value: append([]byte(nil), v...)})
 		}
 	}
-	return h, nil
+	return nil
 }
 
 func parseSender(v cryptobyte.String) (*Sender, error) {

@@ -74,9 +74,20 @@ func TestRefusals(t *testing.T) {
 	if _, err := ParseHeader(mk(func(h *Header) { h.Unknown = []Extension{{Type: 0x0fff, Value: []byte("ok")}} })); err != nil {
 		t.Errorf("non-critical unknown extension refused: %v", err)
 	}
-	_, err := ParseHeader(cases["version 2"])
-	if !errors.Is(err, ErrUnknownVersion) && !strings.Contains(err.Error(), ErrUnknownVersion.Error()) {
-		t.Errorf("version error = %v", err)
+	// The sentinel is in the chain, not only in the text, and the
+	// error is still a *ParseError; ReadHeader says the same.
+	for _, read := range []func([]byte) error{
+		func(b []byte) error { _, err := ParseHeader(b); return err },
+		func(b []byte) error { _, _, err := ReadHeader(bytes.NewReader(b)); return err },
+	} {
+		err := read(cases["version 2"])
+		var pe *ParseError
+		if !errors.Is(err, ErrUnknownVersion) || !errors.As(err, &pe) || !strings.Contains(err.Error(), "unknown envelope version 2") {
+			t.Errorf("version error = %v", err)
+		}
+		if err := read(cases["bad magic"]); errors.Is(err, ErrUnknownVersion) {
+			t.Errorf("bad magic error %v matches ErrUnknownVersion", err)
+		}
 	}
 	// Out-of-order extensions, hand-made.
 	h := sampleHeader()

@@ -7,11 +7,12 @@ import (
 )
 
 // The pipelined paths: Writer.ReadFrom and Reader.WriteTo overlap reading,
-// the AEAD and writing in three stages joined by bounded channels, with
-// a fixed set of chunk buffers reused in place (no allocation per chunk).
-// They produce exactly what the serial Write and Read paths produce; the
-// tests compare them byte for byte. All goroutines are joined before
-// these methods return.
+// the AEAD, hashing and writing in stages joined by bounded channels,
+// with a fixed set of chunk buffers reused in place (no allocation per
+// chunk). They produce exactly what the serial Write and Read paths
+// produce, through the same framing (readChunk) and the same per-chunk
+// steps (seal, open); the tests compare them byte for byte. All
+// goroutines are joined before these methods return.
 
 // inFlight is the number of chunk buffers a pipeline owns.
 const inFlight = 6
@@ -23,18 +24,6 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, EncChunkSize); retur
 
 func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:EncChunkSize] }
 
-// drainBufs returns the buffers left in free to the pool.
-func drainBufs(free chan []byte) {
-	for {
-		select {
-		case b := <-free:
-			putBuf(b)
-		default:
-			return
-		}
-	}
-}
-
 func putBuf(b []byte) {
 	if cap(b) < EncChunkSize {
 		return
@@ -43,11 +32,104 @@ func putBuf(b []byte) {
 	bufPool.Put(&b)
 }
 
+// job is one chunk on its way through a pipeline.
 type job struct {
-	buf  []byte // plaintext in, ciphertext out (or the reverse); cap EncChunkSize
-	n    nonce
-	last bool
-	err  error
+	buf []byte // plaintext in, ciphertext out (or the reverse); cap EncChunkSize
+	n   nonce  // the chunk's nonce: its index and last flag
+	err error
+}
+
+// pipeline is the plumbing both paths share: the free buffers, a stop
+// signal, and the stage goroutines.
+type pipeline struct {
+	free chan []byte
+	stop chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
+// newPipeline makes a pipeline whose inFlight free buffers have length
+// n (0 to be filled by appending, EncChunkSize to be read into).
+func newPipeline(n int) *pipeline {
+	p := &pipeline{free: make(chan []byte, inFlight), stop: make(chan struct{})}
+	for range inFlight {
+		p.free <- getBuf()[:n]
+	}
+	return p
+}
+
+// get returns a free buffer, or nil once the pipeline is halted.
+func (p *pipeline) get() []byte {
+	select {
+	case b := <-p.free:
+		return b
+	case <-p.stop:
+		return nil
+	}
+}
+
+// halt tells the source to stop; the stages drain what is in flight.
+func (p *pipeline) halt() { p.once.Do(func() { close(p.stop) }) }
+
+// source runs next in a goroutine of its own until next reports done,
+// sending every job it makes on.
+func (p *pipeline) source(next func() (j *job, done bool)) <-chan *job {
+	out := make(chan *job, inFlight)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer close(out)
+		for {
+			j, done := next()
+			if j != nil {
+				out <- j
+			}
+			if done {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// stage runs f on every job from in, in order, in a goroutine of its
+// own, and passes the jobs on.
+func (p *pipeline) stage(in <-chan *job, f func(*job)) <-chan *job {
+	out := make(chan *job, inFlight)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer close(out)
+		for j := range in {
+			f(j)
+			out <- j
+		}
+	}()
+	return out
+}
+
+// sink is a last stage: it runs f on every job from in, in order.
+func (p *pipeline) sink(in <-chan *job, f func(*job)) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for j := range in {
+			f(j)
+		}
+	}()
+}
+
+// close waits for every stage and returns the free buffers to the pool.
+func (p *pipeline) close() {
+	p.wg.Wait()
+	for {
+		select {
+		case b := <-p.free:
+			putBuf(b)
+		default:
+			return
+		}
+	}
 }
 
 // ReadFrom encrypts everything src yields until io.EOF. It keeps the last
@@ -56,121 +138,84 @@ func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	free := make(chan []byte, inFlight)
-	for i := 0; i < inFlight; i++ {
-		free <- getBuf()[:0]
-	}
-	defer drainBufs(free)
+	p := newPipeline(0)
 	toSeal := make(chan *job, inFlight)
-	toWrite := make(chan *job, inFlight)
-	stop := make(chan struct{})
-	var stopOnce sync.Once
-	halt := func() { stopOnce.Do(func() { close(stop) }) }
-	var wg sync.WaitGroup
-	wg.Add(2)
-
-	// Stage B: seal in place.
-	go func() {
-		defer wg.Done()
-		defer close(toWrite)
-		for j := range toSeal {
-			j.buf = w.a.Seal(j.buf[:0], j.n[:], j.buf, nil)
-			toWrite <- j
+	sealed := p.stage(toSeal, func(j *job) { j.buf = w.seal(j.buf[:0], j.buf, j.n) })
+	var werr error
+	written := p.stage(sealed, func(j *job) {
+		if werr == nil {
+			if _, err := w.dst.Write(j.buf); err != nil {
+				werr = err
+				p.halt()
+			}
 		}
-	}()
-	// Stage C: write, in order; then stage D hashes what was written.
+	})
 	// SHA-256 is the slowest step of a signed envelope, so it gets a
 	// stage of its own, overlapping the read, the AEAD and the write.
-	var werr error
-	toHash := make(chan *job, inFlight)
-	go func() {
-		defer wg.Done()
-		defer close(toHash)
-		for j := range toWrite {
-			if werr == nil {
-				if _, err := w.dst.Write(j.buf); err != nil {
-					werr = err
-					halt()
-				}
-			}
-			toHash <- j
+	p.sink(written, func(j *job) {
+		if w.Hash != nil {
+			w.Hash.Write(j.buf)
 		}
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for j := range toHash {
-			if w.Hash != nil {
-				w.Hash.Write(j.buf)
-			}
-			free <- j.buf[:0]
-		}
-	}()
-
-	// Stage A (this goroutine): fill chunks. A full chunk is sent on only
-	// once more data has arrived, so the last chunk stays in w.buf.
-	var total int64
-	var rerr error
-	for {
-		if len(w.buf) == ChunkSize {
-			var next []byte
-			select {
-			case next = <-free:
-			case <-stop:
-			}
-			if next == nil {
-				break
-			}
-			// Read at least one byte into next before sending w.buf.
-			n, err := io.ReadAtLeast(src, next[:ChunkSize], 1)
-			total += int64(n)
-			if n == 0 {
-				free <- next
-				if err != io.EOF && err != io.ErrUnexpectedEOF {
-					rerr = err
-				}
-				break
-			}
-			toSeal <- &job{buf: w.buf, n: w.nonce}
-			if err := w.nonce.inc(); err != nil {
-				rerr = err
-				break
-			}
-			w.buf = next[:n]
-			if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-				rerr = err
-				break
-			}
-			continue
-		}
-		n, err := io.ReadFull(src, w.buf[len(w.buf):ChunkSize])
-		w.buf = w.buf[:len(w.buf)+n]
-		total += int64(n)
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			rerr = err
-			break
-		}
-	}
+		p.free <- j.buf[:0]
+	})
+	total, rerr := w.fill(src, p, toSeal)
 	close(toSeal)
-	wg.Wait()
+	p.close()
 	// w.buf must keep a full-size backing array for later writes.
 	if cap(w.buf) < ChunkSize {
 		b := make([]byte, len(w.buf), EncChunkSize)
 		copy(b, w.buf)
 		w.buf = b
 	}
-	switch {
-	case werr != nil:
-		w.err = werr
-		return total, werr
-	case rerr != nil:
-		w.err = rerr
-		return total, rerr
+	if werr != nil {
+		rerr = werr
 	}
-	return total, nil
+	w.err = rerr
+	return total, rerr
+}
+
+// fill is ReadFrom's first stage: it reads src into chunks, and sends a
+// full chunk on to be sealed only once more data has arrived, so the last
+// chunk stays in w.buf, as Write leaves it. It stops at io.EOF, at a read
+// error, or when the pipeline halts.
+func (w *Writer) fill(src io.Reader, p *pipeline, toSeal chan<- *job) (int64, error) {
+	var total int64
+	for {
+		if len(w.buf) < ChunkSize {
+			n, err := io.ReadFull(src, w.buf[len(w.buf):ChunkSize])
+			w.buf = w.buf[:len(w.buf)+n]
+			total += int64(n)
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return total, nil
+			}
+			if err != nil {
+				return total, err
+			}
+			continue
+		}
+		next := p.get()
+		if next == nil {
+			return total, nil // halted: the write error is reported
+		}
+		// Read at least one byte into next before sending w.buf.
+		n, err := io.ReadAtLeast(src, next[:ChunkSize], 1)
+		total += int64(n)
+		if n == 0 {
+			p.free <- next
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				err = nil
+			}
+			return total, err
+		}
+		toSeal <- &job{buf: w.buf, n: w.nonce}
+		if err := w.nonce.inc(); err != nil {
+			return total, err
+		}
+		w.buf = next[:n]
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return total, err
+		}
+	}
 }
 
 // WriteTo decrypts the rest of the payload to dst. It returns nil when the
@@ -178,8 +223,38 @@ func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
 // Reader's first error otherwise; chunks before a failing one have been
 // written, as Read would have returned them.
 func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
+	total, err := r.writeUnread(dst) // what a previous Read left
+	if err != nil {
+		return total, err
+	}
+	if r.err == nil && r.plain != nil && r.nonce.isZero() {
+		// The first chunk on the serial path: a payload of one chunk
+		// (most small messages) needs no pipeline and no buffers of
+		// its own.
+		if r.err = r.next(); r.err == nil {
+			n, err := r.writeUnread(dst)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+	}
+	if r.err == nil && r.plain == nil { // the last chunk was read
+		r.err = io.EOF
+	}
+	if r.err != nil {
+		if r.err == io.EOF {
+			return total, nil
+		}
+		return total, r.err
+	}
+	n, err := r.pipelined(dst)
+	return total + n, err
+}
+
+// writeUnread writes what Read or the serial first chunk left in r.unread.
+func (r *Reader) writeUnread(dst io.Writer) (int64, error) {
 	var total int64
-	// Drain what a previous Read left.
 	for len(r.unread) > 0 {
 		n, err := dst.Write(r.unread)
 		total += int64(n)
@@ -188,126 +263,45 @@ func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
 			return total, err
 		}
 	}
-	if r.err != nil {
-		if r.err == io.EOF {
-			return total, nil
-		}
-		return total, r.err
-	}
-	if r.plain == nil { // the last chunk was already read
-		r.err = io.EOF
-		return total, nil
-	}
-	// The first chunk on the serial path: a payload of one chunk (most
-	// small messages) needs no pipeline and no buffers of its own.
-	if r.nonce.isZero() {
-		r.err = r.next()
-		if r.err != nil && r.err != io.EOF {
-			return total, r.err
-		}
-		n, err := dst.Write(r.unread)
-		total += int64(n)
-		r.unread = nil
-		if err != nil {
-			return total, err
-		}
-		if r.plain == nil {
-			r.err = io.EOF
-			return total, nil
-		}
-	}
+	return total, nil
+}
 
-	free := make(chan []byte, inFlight)
-	for i := 0; i < inFlight; i++ {
-		free <- getBuf()
-	}
-	defer drainBufs(free)
-	toOpen := make(chan *job, inFlight)
-	toWrite := make(chan *job, inFlight)
-	stop := make(chan struct{})
-	var stopOnce sync.Once
-	halt := func() { stopOnce.Do(func() { close(stop) }) }
-	var wg sync.WaitGroup
-	wg.Add(2)
-
-	// Stage A: read chunks, one byte of lookahead to tell the last one.
-	toHash := make(chan *job, inFlight)
-	go func() {
-		defer wg.Done()
-		defer close(toHash)
-		for {
-			var buf []byte
-			select {
-			case buf = <-free:
-			case <-stop:
-				return
-			}
-			j, done := r.readRaw(buf)
-			toHash <- j
-			if done {
-				return
-			}
+// pipelined decrypts the chunks left to dst: read, hash, open, write.
+func (r *Reader) pipelined(dst io.Writer) (int64, error) {
+	p := newPipeline(EncChunkSize)
+	raw := p.source(func() (*job, bool) {
+		buf := p.get()
+		if buf == nil {
+			return nil, true
 		}
-	}()
-	// Stage H: hash the ciphertext before it is decrypted in place. SHA-256
-	// is the slowest step of a signed envelope, so it gets a stage of its
+		ct, n, err := r.readChunk()
+		j := &job{buf: append(buf[:0], ct...), n: n, err: err}
+		return j, err != nil || n.last()
+	})
+	// Hash the ciphertext before it is decrypted in place. SHA-256 is
+	// the slowest step of a signed envelope, so it gets a stage of its
 	// own. A chunk that fails later has been hashed too; by then the
 	// envelope is refused anyway.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(toOpen)
-		for j := range toHash {
-			if j.err == nil && r.Hash != nil {
-				r.Hash.Write(j.buf)
-			}
-			toOpen <- j
+	hashed := p.stage(raw, func(j *job) {
+		if j.err == nil && r.Hash != nil {
+			r.Hash.Write(j.buf)
 		}
-	}()
-	// Stage B: open in place.
-	go func() {
-		defer wg.Done()
-		defer close(toWrite)
-		failed := false
-		for j := range toOpen {
-			if j.err == nil && !failed {
-				out, err := r.a.Open(j.buf[:0], j.n[:], j.buf, nil)
-				if err != nil {
-					j.err = ErrAuth
-				} else {
-					j.buf = out
-				}
-			}
-			if j.err != nil {
-				failed = true
-			}
-			toWrite <- j
-		}
-	}()
-
-	// Stage C (this goroutine): write in order.
-	var err error
-	for j := range toWrite {
-		if err == nil {
-			if j.err != nil {
-				err = j.err
-				halt()
+	})
+	failed := false
+	opened := p.stage(hashed, func(j *job) {
+		if j.err == nil && !failed {
+			out, err := r.open(j.buf[:0], j.buf, j.n)
+			if err != nil {
+				j.err = err
 			} else {
-				n, werr := dst.Write(j.buf)
-				total += int64(n)
-				if werr != nil {
-					err = werr
-					halt()
-				} else if j.last {
-					err = io.EOF
-				}
+				j.buf = out
 			}
 		}
-		free <- j.buf[:cap(j.buf)]
-	}
-	wg.Wait()
-	r.err = err
-	r.plain = nil
+		failed = failed || j.err != nil
+	})
+	total, err := writeJobs(dst, p, opened)
+	p.close()
+	r.err, r.plain = err, nil
 	if err == io.EOF {
 		return total, nil
 	}
@@ -318,38 +312,29 @@ func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
 	return total, err
 }
 
-// readRaw reads the next chunk's ciphertext into buf (cap EncChunkSize)
-// using the Reader's one-byte lookahead, and assigns its nonce. done is
-// true for the last chunk and for errors.
-func (r *Reader) readRaw(buf []byte) (j *job, done bool) {
-	j = &job{}
-	n, err := io.ReadFull(r.src, r.in[r.have:])
-	r.have += n
-	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		if r.have < Overhead {
-			j.err = ErrTruncated
-			return j, true
+// writeJobs is WriteTo's last stage: it writes the opened chunks in
+// order until the last (io.EOF) or the first error, and recycles every
+// buffer.
+func writeJobs(dst io.Writer, p *pipeline, opened <-chan *job) (int64, error) {
+	var total int64
+	var err error
+	for j := range opened {
+		if err == nil {
+			if j.err != nil {
+				err = j.err
+				p.halt()
+			} else {
+				n, werr := dst.Write(j.buf)
+				total += int64(n)
+				if werr != nil {
+					err = werr
+					p.halt()
+				} else if j.n.last() {
+					err = io.EOF
+				}
+			}
 		}
-		if r.have == Overhead && !r.nonce.isZero() {
-			j.err = ErrAuth
-			return j, true
-		}
-		r.nonce.setLast()
-		j.buf = append(buf[:0], r.in[:r.have]...)
-		j.n, j.last = r.nonce, true
-		return j, true
-	case err != nil:
-		j.err = err
-		return j, true
+		p.free <- j.buf[:cap(j.buf)]
 	}
-	j.buf = append(buf[:0], r.in[:EncChunkSize]...)
-	j.n = r.nonce
-	if err := r.nonce.inc(); err != nil {
-		j.err = err
-		return j, true
-	}
-	r.in[0] = r.in[EncChunkSize]
-	r.have = 1
-	return j, false
+	return total, err
 }

@@ -53,6 +53,9 @@ func (n *nonce) inc() error {
 
 func (n *nonce) isZero() bool { return *n == nonce{} }
 
+// last reports whether the nonce carries the last-chunk flag.
+func (n *nonce) last() bool { return n[11] == 1 }
+
 func newAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != 32 {
 		return nil, errors.New("stream: key must be 32 bytes")
@@ -127,7 +130,7 @@ func (w *Writer) flush(last bool) error {
 	if last {
 		w.nonce.setLast()
 	}
-	w.out = w.a.Seal(w.out[:0], w.nonce[:], w.buf, nil)
+	w.out = w.seal(w.out[:0], w.buf, w.nonce)
 	if w.Hash != nil {
 		w.Hash.Write(w.out)
 	}
@@ -141,6 +144,15 @@ func (w *Writer) flush(last bool) error {
 	return w.nonce.inc()
 }
 
+// seal seals one chunk of plaintext pt under nonce n, appending it to
+// dst. Every chunk goes through here, on the serial and the pipelined
+// paths alike (there, in the AEAD stage): a per-chunk step, such as a
+// digest of the chunk's ciphertext bound to its nonce (index and last
+// flag), belongs here and in open.
+func (w *Writer) seal(dst, pt []byte, n nonce) []byte {
+	return w.a.Seal(dst, n[:], pt, nil)
+}
+
 // Reader decrypts a payload. It returns plaintext only from chunks that
 // authenticated, and its first error is returned by every later call. io.EOF
 // means the last chunk authenticated and nothing followed it.
@@ -151,10 +163,11 @@ type Reader struct {
 
 	a      cipher.AEAD
 	src    io.Reader
-	nonce  nonce
+	nonce  nonce  // of the next chunk
 	in     []byte // EncChunkSize+1: one byte more than a chunk, to see the end
 	have   int    // bytes of in already filled from src (lookahead included)
-	plain  []byte
+	shift  bool   // in[:EncChunkSize] was handed out; in[EncChunkSize] starts the next chunk
+	plain  []byte // nil once the last chunk was read
 	unread []byte
 	err    error
 }
@@ -181,52 +194,71 @@ func (r *Reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// next reads and opens one chunk. It fills in with up to one chunk plus one
-// byte: the extra byte tells a full non-last chunk from a full last one
-// without trying to open the chunk twice.
+// next reads, hashes and opens one chunk into r.unread.
 func (r *Reader) next() error {
 	if r.plain == nil {
 		return io.EOF
 	}
-	n, err := io.ReadFull(r.src, r.in[r.have:])
-	r.have += n
+	ct, n, err := r.readChunk()
+	if err != nil {
+		return err
+	}
+	if r.Hash != nil {
+		r.Hash.Write(ct)
+	}
+	if r.unread, err = r.open(r.plain[:0], ct, n); err != nil {
+		return err
+	}
+	if n.last() {
+		r.plain = nil // done: the next call returns io.EOF
+	}
+	return nil
+}
+
+// readChunk reads the next chunk's ciphertext and gives it its nonce:
+// the framing rules of the payload, for the serial and the pipelined
+// paths alike. It fills r.in with up to one chunk plus one byte: the
+// extra byte tells a full chunk that is not the last from a full last
+// one without trying to open the chunk twice. ct is valid until the
+// next call. It must not be called after the last chunk.
+func (r *Reader) readChunk() (ct []byte, n nonce, err error) {
+	if r.shift {
+		r.in[0] = r.in[EncChunkSize]
+		r.have, r.shift = 1, false
+	}
+	m, err := io.ReadFull(r.src, r.in[r.have:])
+	r.have += m
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
 		// r.have < len(in): this is the last chunk.
 		if r.have < Overhead {
-			return ErrTruncated
+			return nil, n, ErrTruncated
 		}
 		if r.have == Overhead && !r.nonce.isZero() {
 			// Only an empty message may end with an empty chunk.
-			return ErrAuth
+			return nil, n, ErrAuth
 		}
 		r.nonce.setLast()
-		if r.Hash != nil {
-			r.Hash.Write(r.in[:r.have])
-		}
-		out, err := r.a.Open(r.plain[:0], r.nonce[:], r.in[:r.have], nil)
-		if err != nil {
-			return ErrAuth
-		}
-		r.unread = out
-		r.plain = nil // done: the next call returns io.EOF
-		return nil
+		return r.in[:r.have], r.nonce, nil
 	case err != nil:
-		return err
+		return nil, n, err
 	}
 	// A full chunk and at least one more byte: not the last chunk.
-	if r.Hash != nil {
-		r.Hash.Write(r.in[:EncChunkSize])
-	}
-	out, err := r.a.Open(r.plain[:0], r.nonce[:], r.in[:EncChunkSize], nil)
-	if err != nil {
-		return ErrAuth
-	}
+	n = r.nonce
 	if err := r.nonce.inc(); err != nil {
-		return err
+		return nil, n, err
 	}
-	r.in[0] = r.in[EncChunkSize]
-	r.have = 1
-	r.unread = out
-	return nil
+	r.shift = true
+	return r.in[:EncChunkSize], n, nil
+}
+
+// open opens one chunk ct under nonce n, appending the plaintext to dst.
+// Every chunk goes through here, on the serial and the pipelined paths
+// alike.
+func (r *Reader) open(dst, ct []byte, n nonce) ([]byte, error) {
+	out, err := r.a.Open(dst, n[:], ct, nil)
+	if err != nil {
+		return nil, ErrAuth
+	}
+	return out, nil
 }

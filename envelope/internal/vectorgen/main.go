@@ -8,9 +8,9 @@
 //
 //	go run ./envelope/internal/vectorgen
 //
-// It is written from FORMAT.md with the standard library alone: it does
-// not import the envelope package, so the vectors check the
-// implementation rather than repeat it. Output is deterministic: the
+// It crafts the envelopes with internal/reference, the encoder written
+// from FORMAT.md alone: it does not import the envelope package, so the
+// vectors check the implementation rather than repeat it. Output is deterministic: the
 // keys are the fixed PEM files in envelope/testdata/keys, and every
 // random value (file key, salt, ephemeral keys, OAEP seeds, PSS salts) is
 // drawn from a ChaCha8 stream seeded by the vector's name; the
@@ -34,26 +34,18 @@ package main
 import (
 	"bytes"
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"flag"
 	"fmt"
-	"hash"
 	"io"
 	"log"
 	"math/big"
@@ -62,26 +54,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-)
 
-const (
-	chunkSize = 1 << 16
-	tagSize   = 16
-	fileKey   = 32
-
-	typeRSA  = 0x01
-	typeP256 = 0x02
-	typeP384 = 0x03
-
-	oaepSHA1   = 1
-	oaepSHA256 = 2
-
-	extSender = 0x8001
-	sigECDSA  = 1
-	sigPSS    = 2
-
-	armorBegin = "-----BEGIN TOKENSEAL ENVELOPE-----"
-	armorEnd   = "-----END TOKENSEAL ENVELOPE-----"
+	"github.com/tokenseal/tokenseal/internal/reference"
 )
 
 // Expectations, as written in the files.
@@ -138,333 +112,16 @@ func (ks keys) get(name string) crypto.Signer {
 	return k
 }
 
-func keyID(pub crypto.PublicKey) []byte {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		log.Fatal(err)
-	}
-	h := sha256.Sum256(der)
-	return h[:]
-}
-
-// ---------------------------------------------------------------------
-// Writer pieces, from FORMAT.md.
-
-func u16(b []byte, n int) []byte { return append(b, byte(n>>8), byte(n)) }
-func u24(b []byte, n int) []byte { return append(b, byte(n>>16), byte(n>>8), byte(n)) }
-
-func stanza(typ byte, id, body []byte) []byte {
-	out := append([]byte{typ}, id...)
-	return append(u16(out, len(body)), body...)
-}
-
-func ext(typ uint16, v []byte) []byte {
-	return append(u16(u16(nil, int(typ)), len(v)), v...)
-}
-
-func deriveKeys(fk, salt []byte) (kh, kp []byte) {
-	kh, err := hkdf.Key(sha256.New, fk, salt, "tokenseal/v1 header", 32)
-	if err != nil {
-		log.Fatal(err)
-	}
-	kp, err = hkdf.Key(sha256.New, fk, salt, "tokenseal/v1 payload", 32)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return kh, kp
-}
-
-func gcmSeal(kp []byte, i uint64, last bool, pt []byte) []byte {
-	b, err := aes.NewCipher(kp)
-	if err != nil {
-		log.Fatal(err)
-	}
-	a, err := cipher.NewGCM(b)
-	if err != nil {
-		log.Fatal(err)
-	}
-	nonce := make([]byte, 12)
-	binary.BigEndian.PutUint64(nonce[3:11], i)
-	if last {
-		nonce[11] = 1
-	}
-	return a.Seal(nil, nonce, pt, nil)
-}
-
-// payload encrypts pt in chunks of 64 KiB, the last one flagged.
-func payload(kp, pt []byte) []byte {
-	if len(pt) == 0 {
-		return gcmSeal(kp, 0, true, nil)
-	}
-	var out []byte
-	for i := uint64(0); len(pt) > 0; i++ {
-		n := min(len(pt), chunkSize)
-		out = append(out, gcmSeal(kp, i, n == len(pt), pt[:n])...)
-		pt = pt[n:]
-	}
-	return out
-}
-
-// X9.63 KDF with SHA-256, one block.
-func x963(z, info []byte) []byte {
-	h := sha256.New()
-	h.Write(z)
-	h.Write([]byte{0, 0, 0, 1})
-	h.Write(info)
-	return h.Sum(nil)
-}
-
-// kwpWrap is RFC 5649 AES key wrap with padding.
-func kwpWrap(kek, key []byte) []byte {
-	b, err := aes.NewCipher(kek)
-	if err != nil {
-		log.Fatal(err)
-	}
-	aiv := []byte{0xA6, 0x59, 0x59, 0xA6, 0, 0, 0, 0}
-	binary.BigEndian.PutUint32(aiv[4:], uint32(len(key)))
-	p := append([]byte(nil), key...)
-	for len(p)%8 != 0 {
-		p = append(p, 0)
-	}
-	if len(p) == 8 {
-		out := make([]byte, 16)
-		b.Encrypt(out, append(aiv, p...))
-		return out
-	}
-	// RFC 3394 wrap with aiv.
-	n := len(p) / 8
-	a := append([]byte(nil), aiv...)
-	r := append([]byte(nil), p...)
-	buf := make([]byte, 16)
-	for j := 0; j < 6; j++ {
-		for i := 0; i < n; i++ {
-			copy(buf, a)
-			copy(buf[8:], r[8*i:8*i+8])
-			b.Encrypt(buf, buf)
-			t := uint64(n*j + i + 1)
-			copy(a, buf[:8])
-			for k := 0; k < 8; k++ {
-				a[7-k] ^= byte(t >> (8 * k))
-			}
-			copy(r[8*i:], buf[8:])
-		}
-	}
-	return append(a, r...)
-}
-
-func curveOf(pub *ecdsa.PublicKey) (ecdh.Curve, byte, string) {
-	switch pub.Curve {
-	case elliptic.P256():
-		return ecdh.P256(), typeP256, "tokenseal/v1 ECDH-P256"
-	case elliptic.P384():
-		return ecdh.P384(), typeP384, "tokenseal/v1 ECDH-P384"
-	}
-	log.Fatal("unsupported curve")
-	return nil, 0, ""
-}
-
-// ecBody wraps msg for pub with an ephemeral key drawn from rnd and
-// returns E and W.
-func ecBody(rnd io.Reader, pub *ecdsa.PublicKey, msg []byte) (e, w []byte) {
-	curve, typ, label := curveOf(pub)
-	size := 32
-	if typ == typeP384 {
-		size = 48
-	}
-	var eph *ecdh.PrivateKey
-	for eph == nil {
-		s := make([]byte, size)
-		if _, err := io.ReadFull(rnd, s); err != nil {
-			log.Fatal(err)
-		}
-		eph, _ = curve.NewPrivateKey(s) // retried when >= the order
-	}
-	rpub, err := pub.ECDH()
-	if err != nil {
-		log.Fatal(err)
-	}
-	z, err := eph.ECDH(rpub)
-	if err != nil {
-		log.Fatal(err)
-	}
-	e = eph.PublicKey().Bytes()
-	info := append(append([]byte(label), e...), rpub.Bytes()...)
-	return e, kwpWrap(x963(z, info), msg)
-}
-
-func ecStanza(rnd io.Reader, pub *ecdsa.PublicKey, fk []byte) []byte {
-	_, typ, _ := curveOf(pub)
-	e, w := ecBody(rnd, pub, fk)
-	return stanza(typ, keyID(pub), append(e, w...))
-}
-
-func rsaBody(rnd io.Reader, pub *rsa.PublicKey, id byte, h hash.Hash, label, msg []byte) []byte {
-	c, err := rsa.EncryptOAEP(h, rnd, pub, msg, label)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return append([]byte{id}, c...)
-}
-
-func rsaStanza(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
-	return stanza(typeRSA, keyID(pub), rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk))
-}
-
-// stanzaFor is the well-formed stanza of fk for a recipient.
-func stanzaFor(rnd io.Reader, pub crypto.PublicKey, fk []byte) []byte {
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		return rsaStanza(rnd, k, fk)
-	case *ecdsa.PublicKey:
-		return ecStanza(rnd, k, fk)
-	}
-	log.Fatalf("unsupported key %T", pub)
-	return nil
-}
+// The sender stamp of every signed vector: stream, serial and
+// 2026-01-01T00:00:00Z.
+const vecStream, vecSerial, vecTime = 0x1122334455667788, 42, 1767225600000
 
 func senderValue(id []byte, alg byte, sigLen int) []byte {
-	v := append(append([]byte(nil), id...), alg)
-	v = u16(v, sigLen)
-	v = binary.BigEndian.AppendUint64(v, 0x1122334455667788) // stream
-	v = binary.BigEndian.AppendUint64(v, 42)                 // serial
-	return binary.BigEndian.AppendUint64(v, 1767225600000)   // 2026-01-01T00:00:00Z
+	return reference.SenderValue(id, alg, sigLen, vecStream, vecSerial, vecTime)
 }
 
-// senderExt is the sender extension of a signing key.
 func senderExt(signer crypto.Signer) []byte {
-	switch k := signer.Public().(type) {
-	case *ecdsa.PublicKey:
-		return ext(extSender, senderValue(keyID(k), sigECDSA, 64))
-	case *rsa.PublicKey:
-		return ext(extSender, senderValue(keyID(k), sigPSS, k.Size()))
-	}
-	log.Fatal("unsupported signer")
-	return nil
-}
-
-// env is an envelope under construction.
-type env struct {
-	fk, salt  []byte
-	magic     string
-	version   byte
-	chunkLog2 byte
-	stanzas   [][]byte
-	exts      [][]byte
-	bodyTail  []byte // raw bytes after the extensions, inside the body
-	macFK     []byte // the MAC is keyed from this file key instead
-}
-
-func newEnv(rnd io.Reader) *env {
-	e := &env{fk: make([]byte, fileKey), salt: make([]byte, 32), magic: "tokenseal", version: 1, chunkLog2: 16}
-	io.ReadFull(rnd, e.fk)
-	io.ReadFull(rnd, e.salt)
-	return e
-}
-
-func (e *env) header() []byte {
-	body := append([]byte{e.chunkLog2}, e.salt...)
-	var st, ex []byte
-	for _, s := range e.stanzas {
-		st = append(st, s...)
-	}
-	for _, x := range e.exts {
-		ex = append(ex, x...)
-	}
-	body = append(u24(body, len(st)), st...)
-	body = append(u16(body, len(ex)), ex...)
-	body = append(body, e.bodyTail...)
-	h := append([]byte(e.magic), e.version)
-	h = append(u24(h, len(body)), body...)
-	mk := e.fk
-	if e.macFK != nil {
-		mk = e.macFK
-	}
-	kh, _ := deriveKeys(mk, e.salt)
-	m := hmac.New(sha256.New, kh)
-	m.Write(h)
-	return m.Sum(h)
-}
-
-func (e *env) payloadKey() []byte {
-	_, kp := deriveKeys(e.fk, e.salt)
-	return kp
-}
-
-func (e *env) seal(pt []byte) []byte {
-	return append(e.header(), payload(e.payloadKey(), pt)...)
-}
-
-func signedDigest(header, payload []byte) []byte {
-	hh := sha256.Sum256(header)
-	ph := sha256.Sum256(payload)
-	m := append([]byte("tokenseal/v1 signature\x00"), hh[:]...)
-	d := sha256.Sum256(append(m, ph[:]...))
-	return d[:]
-}
-
-// Signature variants.
-const (
-	sigGood = iota
-	sigHighS
-	sigPSSSalt1
-	sigPKCS1
-)
-
-func sign(rnd io.Reader, signer crypto.Signer, header, payload []byte, variant int) []byte {
-	d := signedDigest(header, payload)
-	switch k := signer.(type) {
-	case *ecdsa.PrivateKey:
-		der, err := k.Sign(nil, d, crypto.SHA256) // RFC 6979
-		if err != nil {
-			log.Fatal(err)
-		}
-		var sig struct{ R, S *big.Int }
-		if _, err := asn1.Unmarshal(der, &sig); err != nil {
-			log.Fatal(err)
-		}
-		n := k.Curve.Params().N
-		half := new(big.Int).Rsh(n, 1)
-		if sig.S.Cmp(half) > 0 {
-			sig.S.Sub(n, sig.S)
-		}
-		if variant == sigHighS {
-			sig.S.Sub(n, sig.S)
-		}
-		out := make([]byte, 64)
-		sig.R.FillBytes(out[:32])
-		sig.S.FillBytes(out[32:])
-		return out
-	case *rsa.PrivateKey:
-		var sig []byte
-		var err error
-		switch variant {
-		case sigPSSSalt1:
-			sig, err = rsa.SignPSS(rnd, k, crypto.SHA256, d, &rsa.PSSOptions{SaltLength: 1})
-		case sigPKCS1:
-			sig, err = rsa.SignPKCS1v15(nil, k, crypto.SHA256, d)
-		default:
-			sig, err = rsa.SignPSS(rnd, k, crypto.SHA256, d, &rsa.PSSOptions{SaltLength: 32})
-		}
-		if err != nil {
-			log.Fatal(err)
-		}
-		return sig
-	}
-	log.Fatal("unsupported signer")
-	return nil
-}
-
-func armor(bin []byte) []byte {
-	enc := base64.StdEncoding.EncodeToString(bin)
-	var b strings.Builder
-	b.WriteString(armorBegin + "\n")
-	for len(enc) > 0 {
-		n := min(64, len(enc))
-		b.WriteString(enc[:n] + "\n")
-		enc = enc[n:]
-	}
-	b.WriteString(armorEnd + "\n")
-	return []byte(b.String())
+	return reference.SenderExt(signer, vecStream, vecSerial, vecTime)
 }
 
 // ---------------------------------------------------------------------
@@ -532,29 +189,29 @@ func (g *gen) add(v *vector) {
 
 // simple builds a one-recipient anonymous envelope to key and lets mut
 // change it before sealing.
-func (g *gen) simple(name, key string, pt []byte, mut func(rnd io.Reader, e *env)) (*env, []byte) {
+func (g *gen) simple(name, key string, pt []byte, mut func(rnd io.Reader, e *reference.Craft)) (*reference.Craft, []byte) {
 	rnd := rng(name)
-	e := newEnv(rnd)
-	e.stanzas = [][]byte{stanzaFor(rnd, g.pub(key), e.fk)}
+	e := reference.NewCraft(rnd)
+	e.Stanzas = [][]byte{reference.StanzaFor(rnd, g.pub(key), e.FK)}
 	if mut != nil {
 		mut(rnd, e)
 	}
-	return e, e.seal(pt)
+	return e, e.Seal(pt)
 }
 
 // ok adds a valid vector.
-func (g *gen) ok(name, comment string, ids, senders []string, pt, data []byte, e *env) {
+func (g *gen) ok(name, comment string, ids, senders []string, pt, data []byte, e *reference.Craft) {
 	v := &vector{name: name, expect: expSuccess, comment: comment, ids: ids, senders: senders, plain: pt, data: data}
 	if e != nil {
-		v.stanzas, v.header = e.stanzas, e.header()
+		v.stanzas, v.header = e.Stanzas, e.Header()
 	}
 	g.add(v)
 }
 
-func (g *gen) bad(name, expect, comment string, ids, senders []string, data []byte, e *env) {
+func (g *gen) bad(name, expect, comment string, ids, senders []string, data []byte, e *reference.Craft) {
 	v := &vector{name: name, expect: expect, comment: comment, ids: ids, senders: senders, data: data}
 	if e != nil {
-		v.stanzas, v.header = e.stanzas, e.header()
+		v.stanzas, v.header = e.Stanzas, e.Header()
 	}
 	g.add(v)
 }
@@ -576,9 +233,9 @@ func (g *gen) all() {
 	{
 		name := "rsa-oaep-sha1"
 		rnd := rng(name)
-		e := newEnv(rnd)
-		e.stanzas = [][]byte{stanza(typeRSA, keyID(g.rsa("rsa2048-a")), rsaBody(rnd, g.rsa("rsa2048-a"), oaepSHA1, sha1.New(), nil, e.fk))}
-		g.ok(name, "RSA-OAEP stanza with oaep_hash 1 (SHA-1, as SoftHSM2 needs)", ids("rsa2048-a"), nil, short, e.seal(short), e)
+		e := reference.NewCraft(rnd)
+		e.Stanzas = [][]byte{reference.EncStanza(reference.TypeRSA, reference.KeyID(g.rsa("rsa2048-a")), reference.RSABody(rnd, g.rsa("rsa2048-a"), reference.OAEPSHA1, sha1.New(), nil, e.FK))}
+		g.ok(name, "RSA-OAEP stanza with oaep_hash 1 (SHA-1, as SoftHSM2 needs)", ids("rsa2048-a"), nil, short, e.Seal(short), e)
 	}
 	for _, c := range []struct {
 		name    string
@@ -587,8 +244,8 @@ func (g *gen) all() {
 	}{
 		{"empty-payload", 0, "empty plaintext: exactly one, empty, final chunk"},
 		{"one-byte", 1, "one byte of plaintext"},
-		{"full-last-chunk", chunkSize, "65536 bytes: one full chunk that is the final chunk"},
-		{"two-chunks", chunkSize + 1, "65537 bytes: a full chunk and a final chunk of one byte"},
+		{"full-last-chunk", reference.ChunkSize, "65536 bytes: one full chunk that is the final chunk"},
+		{"two-chunks", reference.ChunkSize + 1, "65537 bytes: a full chunk and a final chunk of one byte"},
 	} {
 		pt := plain(c.name, c.n)
 		e, data := g.simple(c.name, "p256-a", pt, nil)
@@ -596,65 +253,65 @@ func (g *gen) all() {
 	}
 	{
 		e, data := g.simple("armor", "p256-a", short, nil)
-		g.ok("armor", "ASCII armor, 64-character lines, final short line", ids("p256-a"), nil, short, armor(data), e)
+		g.ok("armor", "ASCII armor, 64-character lines, final short line", ids("p256-a"), nil, short, reference.Armor(data), e)
 		e, data = g.simple("armor-rsa", "rsa2048-a", short, nil)
-		g.ok("armor-rsa", "ASCII armor of an RSA-OAEP envelope", ids("rsa2048-a"), nil, short, armor(data), e)
+		g.ok("armor-rsa", "ASCII armor of an RSA-OAEP envelope", ids("rsa2048-a"), nil, short, reference.Armor(data), e)
 		// A binary length that is a multiple of 48: the last line is full.
-		hl := len(e.header())
-		n := (48 - (hl+tagSize)%48) % 48
+		hl := len(e.Header())
+		n := (48 - (hl+reference.TagSize)%48) % 48
 		pt := plain("armor-last-line-64", n)
 		e, data = g.simple("armor-last-line-64", "rsa2048-a", pt, nil)
 		if len(data)%48 != 0 {
 			log.Fatal("armor-last-line-64: wrong length")
 		}
-		g.ok("armor-last-line-64", "armor whose last line has exactly 64 characters", ids("rsa2048-a"), nil, pt, armor(data), e)
+		g.ok("armor-last-line-64", "armor whose last line has exactly 64 characters", ids("rsa2048-a"), nil, pt, reference.Armor(data), e)
 	}
 	{
 		name := "multi-recipient"
 		rnd := rng(name)
-		e := newEnv(rnd)
-		e.stanzas = [][]byte{
-			stanzaFor(rnd, g.pub("rsa2048-b"), e.fk),
-			stanzaFor(rnd, g.pub("p256-b"), e.fk),
-			stanzaFor(rnd, g.pub("p384-a"), e.fk),
+		e := reference.NewCraft(rnd)
+		e.Stanzas = [][]byte{
+			reference.StanzaFor(rnd, g.pub("rsa2048-b"), e.FK),
+			reference.StanzaFor(rnd, g.pub("p256-b"), e.FK),
+			reference.StanzaFor(rnd, g.pub("p384-a"), e.FK),
 		}
-		g.ok(name, "three recipients; the reader holds only the third (P-384)", ids("p384-a"), nil, short, e.seal(short), e)
+		g.ok(name, "three recipients; the reader holds only the third (P-384)", ids("p384-a"), nil, short, e.Seal(short), e)
 	}
 	{
-		e, data := g.simple("unknown-stanza-type", "p256-a", short, func(rnd io.Reader, e *env) {
-			e.stanzas = append([][]byte{stanza(0x7f, bytes.Repeat([]byte{0x55}, 32), []byte("for someone else"))}, e.stanzas...)
+		e, data := g.simple("unknown-stanza-type", "p256-a", short, func(rnd io.Reader, e *reference.Craft) {
+			e.Stanzas = append([][]byte{reference.EncStanza(0x7f, bytes.Repeat([]byte{0x55}, 32), []byte("for someone else"))}, e.Stanzas...)
 		})
 		g.ok("unknown-stanza-type", "a stanza of unknown type 0x7f comes first and is skipped", ids("p256-a"), nil, short, data, e)
-		e, data = g.simple("malformed-stanza-other-key", "p256-a", short, func(rnd io.Reader, e *env) {
-			e.stanzas = append([][]byte{stanza(typeP256, keyID(g.pub("p256-b")), []byte{1, 2, 3})}, e.stanzas...)
+		e, data = g.simple("malformed-stanza-other-key", "p256-a", short, func(rnd io.Reader, e *reference.Craft) {
+			e.Stanzas = append([][]byte{reference.EncStanza(reference.TypeP256, reference.KeyID(g.pub("p256-b")), []byte{1, 2, 3})}, e.Stanzas...)
 		})
 		g.ok("malformed-stanza-other-key", "a malformed P-256 stanza for a key the reader does not hold is not looked at", ids("p256-a"), nil, short, data, e)
-		e, data = g.simple("noncritical-extension", "p256-a", short, func(rnd io.Reader, e *env) {
-			e.exts = [][]byte{ext(0x0001, []byte("ignored")), ext(0x7fff, nil)}
+		e, data = g.simple("noncritical-extension", "p256-a", short, func(rnd io.Reader, e *reference.Craft) {
+			e.Exts = [][]byte{reference.EncExt(0x0001, []byte("ignored")), reference.EncExt(0x7fff, nil)}
 		})
 		g.ok("noncritical-extension", "unknown non-critical extensions 0x0001 and 0x7fff are ignored", ids("p256-a"), nil, short, data, e)
 	}
 
 	// Signed.
-	signed := func(name, recip, signer string, pt []byte, variant int, mut func(e *env)) (*env, []byte, []byte, []byte) {
+	signed := func(name, recip, signer string, pt []byte, variant int, mut func(e *reference.Craft)) (*reference.Craft, []byte, []byte, []byte) {
 		rnd := rng(name)
-		e := newEnv(rnd)
-		e.stanzas = [][]byte{stanzaFor(rnd, g.pub(recip), e.fk)}
-		e.exts = [][]byte{senderExt(g.ks.get(signer))}
+		e := reference.NewCraft(rnd)
+		e.Stanzas = [][]byte{reference.StanzaFor(rnd, g.pub(recip), e.FK)}
+		e.Exts = [][]byte{senderExt(g.ks.get(signer))}
 		if mut != nil {
 			mut(e)
 		}
-		h := e.header()
-		p := payload(e.payloadKey(), pt)
-		return e, h, p, sign(rnd, g.ks.get(signer), h, p, variant)
+		h := e.Header()
+		p := reference.EncryptPayload(e.PayloadKey(), pt)
+		return e, h, p, reference.Sign(rnd, g.ks.get(signer), h, p, variant)
 	}
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	{
-		e, h, p, s := signed("signed-ecdsa", "p256-a", "p256-sign", short, sigGood, nil)
+		e, h, p, s := signed("signed-ecdsa", "p256-a", "p256-sign", short, reference.SigGood, nil)
 		g.ok("signed-ecdsa", "signed with ECDSA P-256, low-S r||s trailer", ids("p256-a"), ids("p256-sign"), short, cat(h, p, s), e)
 		g.bad("signed-ecdsa-high-s", expSignature, "the same signature with s replaced by n-s: valid ECDSA but not the canonical low-S form",
-			ids("p256-a"), ids("p256-sign"), cat(h, p, sign(rng("x"), g.ks.get("p256-sign"), h, p, sigHighS)), e)
-		g.ok("signed-ecdsa-armor", "signed envelope in ASCII armor", ids("p256-a"), ids("p256-sign"), short, armor(cat(h, p, s)), e)
+			ids("p256-a"), ids("p256-sign"), cat(h, p, reference.Sign(rng("x"), g.ks.get("p256-sign"), h, p, reference.SigHighS)), e)
+		g.ok("signed-ecdsa-armor", "signed envelope in ASCII armor", ids("p256-a"), ids("p256-sign"), short, reference.Armor(cat(h, p, s)), e)
 		flipped := bytes.Clone(s)
 		flipped[10] ^= 1
 		g.bad("signed-ecdsa-flipped", expSignature, "one bit of r flipped", ids("p256-a"), ids("p256-sign"), cat(h, p, flipped), e)
@@ -666,22 +323,22 @@ func (g *gen) all() {
 		g.bad("signed-no-trusted-senders", expUntrusted, "signed, and the reader trusts no sender", ids("p256-a"), nil, cat(h, p, s), e)
 	}
 	{
-		e, h, p, s := signed("signed-rsa-pss", "rsa2048-a", "rsa2048-sign", short, sigGood, nil)
+		e, h, p, s := signed("signed-rsa-pss", "rsa2048-a", "rsa2048-sign", short, reference.SigGood, nil)
 		g.ok("signed-rsa-pss", "signed with RSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt)", ids("rsa2048-a"), ids("rsa2048-sign"), short, cat(h, p, s), e)
 		g.bad("signed-rsa-pss-salt-1", expSignature, "RSA-PSS with a 1-byte salt instead of 32",
-			ids("rsa2048-a"), ids("rsa2048-sign"), cat(h, p, sign(rng("signed-rsa-pss-salt-1"), g.ks.get("rsa2048-sign"), h, p, sigPSSSalt1)), e)
+			ids("rsa2048-a"), ids("rsa2048-sign"), cat(h, p, reference.Sign(rng("signed-rsa-pss-salt-1"), g.ks.get("rsa2048-sign"), h, p, reference.SigPSSSalt1)), e)
 		g.bad("signed-rsa-pkcs1v15", expSignature, "an RSA PKCS#1 v1.5 signature where RSA-PSS is required",
-			ids("rsa2048-a"), ids("rsa2048-sign"), cat(h, p, sign(nil, g.ks.get("rsa2048-sign"), h, p, sigPKCS1)), e)
+			ids("rsa2048-a"), ids("rsa2048-sign"), cat(h, p, reference.Sign(nil, g.ks.get("rsa2048-sign"), h, p, reference.SigPKCS1)), e)
 	}
 	{
-		pt := plain("signed-full-last-chunk", chunkSize)
-		e, h, p, s := signed("signed-full-last-chunk", "p256-a", "p256-sign", pt, sigGood, nil)
+		pt := plain("signed-full-last-chunk", reference.ChunkSize)
+		e, h, p, s := signed("signed-full-last-chunk", "p256-a", "p256-sign", pt, reference.SigGood, nil)
 		g.ok("signed-full-last-chunk", "signed, 65536 bytes: the trailer follows a full final chunk", ids("p256-a"), ids("p256-sign"), pt, cat(h, p, s), e)
 	}
 	{
 		// The sender extension names one key, another signed.
-		e, h, p, _ := signed("signed-by-other-key", "p256-a", "p256-sign", short, sigGood, nil)
-		s := sign(nil, g.ks.get("p256-b"), h, p, sigGood)
+		e, h, p, _ := signed("signed-by-other-key", "p256-a", "p256-sign", short, reference.SigGood, nil)
+		s := reference.Sign(nil, g.ks.get("p256-b"), h, p, reference.SigGood)
 		g.bad("signed-by-other-key", expSignature, "the sender extension names p256-sign but p256-b signed",
 			ids("p256-a"), ids("p256-sign", "p256-b"), cat(h, p, s), e)
 	}
@@ -689,48 +346,48 @@ func (g *gen) all() {
 		name, comment string
 		value         []byte
 	}{
-		{"sender-unknown-alg", "sig_alg 3 is not defined", senderValue(keyID(g.pub("p256-sign")), 3, 64)},
-		{"sender-ecdsa-siglen-65", "ECDSA with sig_len 65", senderValue(keyID(g.pub("p256-sign")), sigECDSA, 65)},
-		{"sender-pss-siglen-255", "RSA-PSS with sig_len 255", senderValue(keyID(g.pub("rsa2048-sign")), sigPSS, 255)},
-		{"sender-length-58", "a sender extension of 58 bytes", senderValue(keyID(g.pub("p256-sign")), sigECDSA, 64)[:58]},
-		{"sender-length-60", "a sender extension of 60 bytes", append(senderValue(keyID(g.pub("p256-sign")), sigECDSA, 64), 0)},
+		{"sender-unknown-alg", "sig_alg 3 is not defined", senderValue(reference.KeyID(g.pub("p256-sign")), 3, 64)},
+		{"sender-ecdsa-siglen-65", "ECDSA with sig_len 65", senderValue(reference.KeyID(g.pub("p256-sign")), reference.SigECDSA, 65)},
+		{"sender-pss-siglen-255", "RSA-PSS with sig_len 255", senderValue(reference.KeyID(g.pub("rsa2048-sign")), reference.SigPSS, 255)},
+		{"sender-length-58", "a sender extension of 58 bytes", senderValue(reference.KeyID(g.pub("p256-sign")), reference.SigECDSA, 64)[:58]},
+		{"sender-length-60", "a sender extension of 60 bytes", append(senderValue(reference.KeyID(g.pub("p256-sign")), reference.SigECDSA, 64), 0)},
 	} {
-		e, h, p, s := signed(c.name, "p256-a", "p256-sign", short, sigGood, func(e *env) { e.exts = [][]byte{ext(extSender, c.value)} })
+		e, h, p, s := signed(c.name, "p256-a", "p256-sign", short, reference.SigGood, func(e *reference.Craft) { e.Exts = [][]byte{reference.EncExt(reference.ExtSender, c.value)} })
 		g.bad(c.name, expHeader, c.comment, ids("p256-a"), ids("p256-sign", "rsa2048-sign"), cat(h, p, s), e)
 	}
 
 	// Header framing (every one with a correct MAC).
-	hdrBad := func(name, comment string, mut func(rnd io.Reader, e *env)) {
+	hdrBad := func(name, comment string, mut func(rnd io.Reader, e *reference.Craft)) {
 		e, data := g.simple(name, "p256-a", short, mut)
 		g.bad(name, expHeader, comment, ids("p256-a"), nil, data, e)
 	}
-	hdrBad("bad-magic", "magic \"tokenseaL\"", func(_ io.Reader, e *env) { e.magic = "tokenseaL" })
-	hdrBad("version-0", "version 0", func(_ io.Reader, e *env) { e.version = 0 })
-	hdrBad("version-2", "version 2", func(_ io.Reader, e *env) { e.version = 2 })
-	hdrBad("chunk-log2-17", "chunk_log2 17", func(_ io.Reader, e *env) { e.chunkLog2 = 17 })
-	hdrBad("zero-stanzas", "no stanzas", func(_ io.Reader, e *env) { e.stanzas = nil })
-	hdrBad("duplicate-stanza", "the same stanza twice", func(_ io.Reader, e *env) { e.stanzas = append(e.stanzas, e.stanzas[0]) })
-	hdrBad("duplicate-stanza-rewrapped", "two stanzas of one type for one key, each valid", func(rnd io.Reader, e *env) {
-		e.stanzas = append(e.stanzas, stanzaFor(rnd, g.pub("p256-a"), e.fk))
+	hdrBad("bad-magic", "magic \"tokenseaL\"", func(_ io.Reader, e *reference.Craft) { e.Magic = "tokenseaL" })
+	hdrBad("version-0", "version 0", func(_ io.Reader, e *reference.Craft) { e.Version = 0 })
+	hdrBad("version-2", "version 2", func(_ io.Reader, e *reference.Craft) { e.Version = 2 })
+	hdrBad("chunk-log2-17", "chunk_log2 17", func(_ io.Reader, e *reference.Craft) { e.ChunkLog2 = 17 })
+	hdrBad("zero-stanzas", "no stanzas", func(_ io.Reader, e *reference.Craft) { e.Stanzas = nil })
+	hdrBad("duplicate-stanza", "the same stanza twice", func(_ io.Reader, e *reference.Craft) { e.Stanzas = append(e.Stanzas, e.Stanzas[0]) })
+	hdrBad("duplicate-stanza-rewrapped", "two stanzas of one type for one key, each valid", func(rnd io.Reader, e *reference.Craft) {
+		e.Stanzas = append(e.Stanzas, reference.StanzaFor(rnd, g.pub("p256-a"), e.FK))
 	})
-	hdrBad("duplicate-unknown-stanza", "two stanzas of an unknown type for one key id", func(_ io.Reader, e *env) {
-		s := stanza(0x7f, bytes.Repeat([]byte{0x55}, 32), []byte("x"))
-		e.stanzas = append(e.stanzas, s, s)
+	hdrBad("duplicate-unknown-stanza", "two stanzas of an unknown type for one key id", func(_ io.Reader, e *reference.Craft) {
+		s := reference.EncStanza(0x7f, bytes.Repeat([]byte{0x55}, 32), []byte("x"))
+		e.Stanzas = append(e.Stanzas, s, s)
 	})
-	hdrBad("unknown-critical-extension", "extension 0x8002 is critical and unknown", func(_ io.Reader, e *env) {
-		e.exts = [][]byte{ext(0x8002, nil)}
+	hdrBad("unknown-critical-extension", "extension 0x8002 is critical and unknown", func(_ io.Reader, e *reference.Craft) {
+		e.Exts = [][]byte{reference.EncExt(0x8002, nil)}
 	})
-	hdrBad("extensions-out-of-order", "extensions 0x0002 then 0x0001", func(_ io.Reader, e *env) {
-		e.exts = [][]byte{ext(2, nil), ext(1, nil)}
+	hdrBad("extensions-out-of-order", "extensions 0x0002 then 0x0001", func(_ io.Reader, e *reference.Craft) {
+		e.Exts = [][]byte{reference.EncExt(2, nil), reference.EncExt(1, nil)}
 	})
-	hdrBad("extension-repeated", "extension 0x0001 twice", func(_ io.Reader, e *env) {
-		e.exts = [][]byte{ext(1, nil), ext(1, nil)}
+	hdrBad("extension-repeated", "extension 0x0001 twice", func(_ io.Reader, e *reference.Craft) {
+		e.Exts = [][]byte{reference.EncExt(1, nil), reference.EncExt(1, nil)}
 	})
-	hdrBad("body-trailing-byte", "a byte left over in the header body", func(_ io.Reader, e *env) { e.bodyTail = []byte{0} })
-	hdrBad("stanza-runs-past", "the last stanza's length runs past the stanza list", func(_ io.Reader, e *env) {
-		s := e.stanzas[0]
-		s = append(s[:33:33], u16(nil, len(s)-35+1)...)
-		e.stanzas[0] = append(s, e.stanzas[0][35:]...)
+	hdrBad("body-trailing-byte", "a byte left over in the header body", func(_ io.Reader, e *reference.Craft) { e.BodyTrail = []byte{0} })
+	hdrBad("stanza-runs-past", "the last stanza's length runs past the stanza list", func(_ io.Reader, e *reference.Craft) {
+		s := e.Stanzas[0]
+		s = append(s[:33:33], reference.U16(nil, len(s)-35+1)...)
+		e.Stanzas[0] = append(s, e.Stanzas[0][35:]...)
 	})
 	{
 		_, data := g.simple("header-truncated", "p256-a", short, nil)
@@ -745,12 +402,12 @@ func (g *gen) all() {
 	// The MAC.
 	{
 		e, data := g.simple("mac-flipped", "p256-a", short, nil)
-		hl := len(e.header())
+		hl := len(e.Header())
 		data[hl-1] ^= 0x80
 		g.bad("mac-flipped", expMAC, "the last bit of the header MAC flipped", ids("p256-a"), nil, data, e)
-		e, data = g.simple("mac-other-file-key", "p256-a", short, func(rnd io.Reader, e *env) {
-			e.macFK = make([]byte, 32)
-			io.ReadFull(rnd, e.macFK)
+		e, data = g.simple("mac-other-file-key", "p256-a", short, func(rnd io.Reader, e *reference.Craft) {
+			e.MACFK = make([]byte, 32)
+			io.ReadFull(rnd, e.MACFK)
 		})
 		g.bad("mac-other-file-key", expMAC, "the MAC is keyed from another file key", ids("p256-a"), nil, data, e)
 		e, data = g.simple("salt-changed", "p256-a", short, nil)
@@ -761,42 +418,42 @@ func (g *gen) all() {
 	// The payload.
 	{
 		e, data := g.simple("chunk-flipped", "p256-a", short, nil)
-		data[len(e.header())+3] ^= 1
+		data[len(e.Header())+3] ^= 1
 		g.bad("chunk-flipped", expPayload, "a ciphertext bit flipped", ids("p256-a"), nil, data, e)
 		e, data = g.simple("tag-flipped", "p256-a", short, nil)
 		data[len(data)-1] ^= 1
 		g.bad("tag-flipped", expPayload, "a tag bit flipped", ids("p256-a"), nil, data, e)
 
 		e, _ = g.simple("last-flag-unset", "p256-a", short, nil)
-		data = append(e.header(), gcmSeal(e.payloadKey(), 0, false, short)...)
+		data = append(e.Header(), reference.SealChunk(e.PayloadKey(), 0, false, short)...)
 		g.bad("last-flag-unset", expPayload, "the only chunk sealed without the last-chunk flag", ids("p256-a"), nil, data, e)
 
-		pt := plain("first-flag-set", chunkSize+1)
+		pt := plain("first-flag-set", reference.ChunkSize+1)
 		e, _ = g.simple("first-flag-set", "p256-a", pt, nil)
-		kp := e.payloadKey()
-		data = cat(e.header(), gcmSeal(kp, 0, true, pt[:chunkSize]), gcmSeal(kp, 1, true, pt[chunkSize:]))
+		kp := e.PayloadKey()
+		data = cat(e.Header(), reference.SealChunk(kp, 0, true, pt[:reference.ChunkSize]), reference.SealChunk(kp, 1, true, pt[reference.ChunkSize:]))
 		g.bad("first-flag-set", expPayload, "two chunks, the first sealed with the last-chunk flag", ids("p256-a"), nil, data, e)
 
-		pt = plain("missing-last-chunk", chunkSize+1)
+		pt = plain("missing-last-chunk", reference.ChunkSize+1)
 		e, data = g.simple("missing-last-chunk", "p256-a", pt, nil)
-		data = data[:len(e.header())+chunkSize+tagSize]
+		data = data[:len(e.Header())+reference.ChunkSize+reference.TagSize]
 		g.bad("missing-last-chunk", expPayload, "the final chunk of a two-chunk envelope removed", ids("p256-a"), nil, data, e)
 
-		pt = plain("empty-last-chunk", chunkSize)
+		pt = plain("empty-last-chunk", reference.ChunkSize)
 		e, _ = g.simple("empty-last-chunk", "p256-a", pt, nil)
-		kp = e.payloadKey()
-		data = cat(e.header(), gcmSeal(kp, 0, false, pt), gcmSeal(kp, 1, true, nil))
+		kp = e.PayloadKey()
+		data = cat(e.Header(), reference.SealChunk(kp, 0, false, pt), reference.SealChunk(kp, 1, true, nil))
 		g.bad("empty-last-chunk", expPayload, "a full chunk followed by an empty final chunk (only chunk 0 may be empty)", ids("p256-a"), nil, data, e)
 
 		e, data = g.simple("trailing-data", "p256-a", short, nil)
 		g.bad("trailing-data", expPayload, "one byte after the final chunk", ids("p256-a"), nil, append(data, 0), e)
 		e, data = g.simple("final-chunk-short", "p256-a", short, nil)
-		g.bad("final-chunk-short", expPayload, "the final chunk is 10 bytes, shorter than a tag", ids("p256-a"), nil, data[:len(e.header())+10], e)
+		g.bad("final-chunk-short", expPayload, "the final chunk is 10 bytes, shorter than a tag", ids("p256-a"), nil, data[:len(e.Header())+10], e)
 		e, data = g.simple("no-payload", "p256-a", short, nil)
-		g.bad("no-payload", expPayload, "the header and nothing after it", ids("p256-a"), nil, data[:len(e.header())], e)
+		g.bad("no-payload", expPayload, "the header and nothing after it", ids("p256-a"), nil, data[:len(e.Header())], e)
 		e, data = g.simple("wrong-payload-key", "p256-a", short, nil)
 		other := make([]byte, 32)
-		data = append(e.header(), payload(other, short)...)
+		data = append(e.Header(), reference.EncryptPayload(other, short)...)
 		g.bad("wrong-payload-key", expPayload, "payload sealed under another key", ids("p256-a"), nil, data, e)
 	}
 
@@ -809,7 +466,7 @@ func (g *gen) all() {
 			n++
 			_, bin = g.simple("armor-base", "p256-a", plain("armor-base", n), nil)
 		}
-		a := string(armor(bin))
+		a := string(reference.Armor(bin))
 		lines := strings.Split(strings.TrimSuffix(a, "\n"), "\n")
 		last := lines[len(lines)-2]
 		if !strings.HasSuffix(last, "=") {
@@ -825,7 +482,7 @@ func (g *gen) all() {
 		arm("armor-crlf", "CRLF line endings", strings.ReplaceAll(a, "\n", "\r\n"))
 		arm("armor-no-final-newline", "no newline after the end line", strings.TrimSuffix(a, "\n"))
 		arm("armor-data-after-end", "a newline after the end line", a+"\n")
-		arm("armor-missing-end", "no end line", strings.TrimSuffix(a, armorEnd+"\n"))
+		arm("armor-missing-end", "no end line", strings.TrimSuffix(a, reference.ArmorEnd+"\n"))
 		arm("armor-space", "a space inside a line", strings.Replace(a, lines[2][:10], lines[2][:9]+" ", 1))
 		// Non-zero padding bits: the last character before "=" changed
 		// so that it decodes to the same bytes but is not canonical.
@@ -838,19 +495,19 @@ func (g *gen) all() {
 		body := strings.Join(lines[1:len(lines)-1], "")
 		wrap := func(n int) string {
 			var b strings.Builder
-			b.WriteString(armorBegin + "\n")
+			b.WriteString(reference.ArmorBegin + "\n")
 			for s := body; len(s) > 0; {
 				k := min(n, len(s))
 				b.WriteString(s[:k] + "\n")
 				s = s[k:]
 			}
-			return b.String() + armorEnd + "\n"
+			return b.String() + reference.ArmorEnd + "\n"
 		}
 		arm("armor-76-columns", "lines of 76 characters", wrap(76))
 		// Base64 decoders skip CR and LF: 60 characters and 4 CRs make
 		// a line of 64 that decodes, a second armored form.
 		var cr strings.Builder
-		cr.WriteString(armorBegin + "\n")
+		cr.WriteString(reference.ArmorBegin + "\n")
 		for s := body; len(s) > 0; {
 			k := min(60, len(s))
 			line := s[:k]
@@ -860,7 +517,7 @@ func (g *gen) all() {
 			cr.WriteString(line + "\n")
 			s = s[k:]
 		}
-		arm("armor-cr-in-lines", "lines of 60 base64 characters and 4 CRs (which base64 decoders skip)", cr.String()+armorEnd+"\n")
+		arm("armor-cr-in-lines", "lines of 60 base64 characters and 4 CRs (which base64 decoders skip)", cr.String()+reference.ArmorEnd+"\n")
 		arm("armor-60-columns", "lines of 60 characters", wrap(60))
 		arm("armor-short-line-in-middle", "a short line before the last", strings.Replace(a, lines[1], lines[1][:32]+"\n"+lines[1][32:], 1))
 		arm("armor-blank-line", "an empty line inside the body", strings.Replace(a, lines[1]+"\n", lines[1]+"\n\n", 1))
@@ -877,15 +534,15 @@ func (g *gen) all() {
 	{
 		name := "first-matching-stanza-broken"
 		rnd := rng(name)
-		e := newEnv(rnd)
-		broken := stanzaFor(rnd, g.pub("p256-a"), e.fk)
+		e := reference.NewCraft(rnd)
+		broken := reference.StanzaFor(rnd, g.pub("p256-a"), e.FK)
 		broken[len(broken)-1] ^= 1
-		e.stanzas = [][]byte{broken, stanzaFor(rnd, g.pub("rsa2048-a"), e.fk)}
+		e.Stanzas = [][]byte{broken, reference.StanzaFor(rnd, g.pub("rsa2048-a"), e.FK)}
 		g.bad(name, expUnwrap, "the first stanza the reader can use does not unwrap; it decides, the good RSA stanza after it is not tried",
-			ids("p256-a", "rsa2048-a"), nil, e.seal(short), e)
+			ids("p256-a", "rsa2048-a"), nil, e.Seal(short), e)
 		e, data := g.simple("not-addressed", "p256-b", short, nil)
 		g.bad("not-addressed", expNoMatch, "addressed to p256-b only", ids("p256-a", "rsa2048-a"), nil, data, e)
-		e, data = g.simple("wrong-type-for-key-id", "p256-a", short, func(_ io.Reader, e *env) { e.stanzas[0][0] = typeP384 })
+		e, data = g.simple("wrong-type-for-key-id", "p256-a", short, func(_ io.Reader, e *reference.Craft) { e.Stanzas[0][0] = reference.TypeP384 })
 		g.bad("wrong-type-for-key-id", expNoMatch, "the P-256 key's key id under stanza type 3 (P-384)", ids("p256-a"), nil, data, e)
 	}
 }
@@ -895,75 +552,79 @@ func (g *gen) wrapping(pt []byte) {
 	// RSA-OAEP.
 	rsaCase := func(name, comment string, body func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte) {
 		rnd := rng(name)
-		e := newEnv(rnd)
+		e := reference.NewCraft(rnd)
 		pub := g.rsa("rsa2048-a")
-		e.stanzas = [][]byte{stanza(typeRSA, keyID(pub), body(rnd, pub, e.fk))}
-		g.bad(name, expUnwrap, comment, ids("rsa2048-a"), nil, e.seal(pt), e)
+		e.Stanzas = [][]byte{reference.EncStanza(reference.TypeRSA, reference.KeyID(pub), body(rnd, pub, e.FK))}
+		g.bad(name, expUnwrap, comment, ids("rsa2048-a"), nil, e.Seal(pt), e)
 	}
 	rsaCase("wrap-rsa-hash-byte-0", "oaep_hash 0 is not defined", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
-		b := rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk)
+		b := reference.RSABody(rnd, pub, reference.OAEPSHA256, sha256.New(), nil, fk)
 		b[0] = 0
 		return b
 	})
 	rsaCase("wrap-rsa-hash-byte-3", "oaep_hash 3 is not defined", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
-		b := rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk)
+		b := reference.RSABody(rnd, pub, reference.OAEPSHA256, sha256.New(), nil, fk)
 		b[0] = 3
 		return b
 	})
 	rsaCase("wrap-rsa-sha1-byte-sha256-ciphertext", "oaep_hash says SHA-1, C was made with SHA-256", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
-		return append([]byte{oaepSHA1}, rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk)[1:]...)
+		return append([]byte{reference.OAEPSHA1}, reference.RSABody(rnd, pub, reference.OAEPSHA256, sha256.New(), nil, fk)[1:]...)
 	})
 	rsaCase("wrap-rsa-sha256-byte-sha1-ciphertext", "oaep_hash says SHA-256, C was made with SHA-1", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
-		return append([]byte{oaepSHA256}, rsaBody(rnd, pub, oaepSHA1, sha1.New(), nil, fk)[1:]...)
+		return append([]byte{reference.OAEPSHA256}, reference.RSABody(rnd, pub, reference.OAEPSHA1, sha1.New(), nil, fk)[1:]...)
 	})
 	rsaCase("wrap-rsa-sha384-ciphertext", "C made with OAEP SHA-384 (another hash), oaep_hash 2", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
-		return append([]byte{oaepSHA256}, rsaBody(rnd, pub, 0, sha512.New384(), nil, fk)[1:]...)
+		return append([]byte{reference.OAEPSHA256}, reference.RSABody(rnd, pub, 0, sha512.New384(), nil, fk)[1:]...)
 	})
 	rsaCase("wrap-rsa-label", "C made with the label \"tokenseal\" (the label must be empty)", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
-		return rsaBody(rnd, pub, oaepSHA256, sha256.New(), []byte("tokenseal"), fk)
+		return reference.RSABody(rnd, pub, reference.OAEPSHA256, sha256.New(), []byte("tokenseal"), fk)
 	})
 	rsaCase("wrap-rsa-file-key-31", "OAEP of a 31-byte key", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
-		return rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk[:31])
+		return reference.RSABody(rnd, pub, reference.OAEPSHA256, sha256.New(), nil, fk[:31])
 	})
 	rsaCase("wrap-rsa-file-key-33", "OAEP of a 33-byte key", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
-		return rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, append(bytes.Clone(fk), 0))
+		return reference.RSABody(rnd, pub, reference.OAEPSHA256, sha256.New(), nil, append(bytes.Clone(fk), 0))
 	})
 	rsaCase("wrap-rsa-ciphertext-short", "C one byte shorter than the modulus", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
-		b := rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk)
+		b := reference.RSABody(rnd, pub, reference.OAEPSHA256, sha256.New(), nil, fk)
 		return b[:len(b)-1]
 	})
 	rsaCase("wrap-rsa-ciphertext-long", "C with a leading zero byte, one longer than the modulus", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
-		b := rsaBody(rnd, pub, oaepSHA256, sha256.New(), nil, fk)
+		b := reference.RSABody(rnd, pub, reference.OAEPSHA256, sha256.New(), nil, fk)
 		return append([]byte{b[0], 0}, b[1:]...)
 	})
 	rsaCase("wrap-rsa-ciphertext-ge-modulus", "C equal to the modulus", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
-		return append([]byte{oaepSHA256}, pub.N.FillBytes(make([]byte, pub.Size()))...)
+		return append([]byte{reference.OAEPSHA256}, pub.N.FillBytes(make([]byte, pub.Size()))...)
 	})
 	rsaCase("wrap-rsa-pkcs1v15", "C made with PKCS#1 v1.5 encryption", func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte {
 		c, err := rsa.EncryptPKCS1v15(rnd, pub, fk)
 		if err != nil {
 			log.Fatal(err)
 		}
-		return append([]byte{oaepSHA256}, c...)
+		return append([]byte{reference.OAEPSHA256}, c...)
 	})
 	rsaCase("wrap-rsa-empty-body", "an empty stanza body", func(io.Reader, *rsa.PublicKey, []byte) []byte { return nil })
 
 	// ECDH, on both curves.
 	for _, c := range []struct{ key, curve string }{{"p256-a", "p256"}, {"p384-a", "p384"}} {
 		pub := g.ec(c.key)
-		_, typ, _ := curveOf(pub)
+		ci, err := reference.CurveOf(pub.Curve)
+		if err != nil {
+			log.Fatal(err)
+		}
+		typ := ci.Type
 		size := (pub.Curve.Params().BitSize + 7) / 8
 		ecCase := func(what, comment string, body func(rnd io.Reader, fk []byte) []byte) {
 			name := "wrap-" + c.curve + "-" + what
 			rnd := rng(name)
-			e := newEnv(rnd)
-			e.stanzas = [][]byte{stanza(typ, keyID(pub), body(rnd, e.fk))}
-			g.bad(name, expUnwrap, comment, ids(c.key), nil, e.seal(pt), e)
+			e := reference.NewCraft(rnd)
+			e.Stanzas = [][]byte{reference.EncStanza(typ, reference.KeyID(pub), body(rnd, e.FK))}
+			g.bad(name, expUnwrap, comment, ids(c.key), nil, e.Seal(pt), e)
 		}
 		// replaceE keeps W from an honest wrap and puts a bad E in its place.
 		replaceE := func(bad func(e []byte) []byte) func(io.Reader, []byte) []byte {
 			return func(rnd io.Reader, fk []byte) []byte {
-				e, w := ecBody(rnd, pub, fk)
+				e, w := reference.ECDHWrap(rnd, pub, fk)
 				return append(bad(bytes.Clone(e)), w...)
 			}
 		}
@@ -972,11 +633,11 @@ func (g *gen) wrapping(pt []byte) {
 			return make([]byte, len(e))
 		}))
 		ecCase("infinity-short", "E is the one-byte point at infinity 0x00", func(rnd io.Reader, fk []byte) []byte {
-			_, w := ecBody(rnd, pub, fk)
+			_, w := reference.ECDHWrap(rnd, pub, fk)
 			return append([]byte{0}, w...)
 		})
 		ecCase("compressed", "E is a compressed point (0x02/0x03 || X)", func(rnd io.Reader, fk []byte) []byte {
-			e, w := ecBody(rnd, pub, fk)
+			e, w := reference.ECDHWrap(rnd, pub, fk)
 			x, y := e[1:1+size], e[1+size:]
 			return append(append([]byte{2 | y[size-1]&1}, x...), w...)
 		})
@@ -1038,24 +699,24 @@ func (g *gen) wrapping(pt []byte) {
 			return e
 		}))
 		ecCase("kwp-flipped", "a bit of the wrapped key W flipped (KWP integrity check)", func(rnd io.Reader, fk []byte) []byte {
-			e, w := ecBody(rnd, pub, fk)
+			e, w := reference.ECDHWrap(rnd, pub, fk)
 			w[5] ^= 1
 			return append(e, w...)
 		})
 		ecCase("file-key-31", "W wraps a 31-byte key", func(rnd io.Reader, fk []byte) []byte {
-			e, w := ecBody(rnd, pub, fk[:31])
+			e, w := reference.ECDHWrap(rnd, pub, fk[:31])
 			return append(e, w...)
 		})
 		ecCase("file-key-40", "W wraps a 40-byte key", func(rnd io.Reader, fk []byte) []byte {
-			e, w := ecBody(rnd, pub, append(bytes.Clone(fk), make([]byte, 8)...))
+			e, w := reference.ECDHWrap(rnd, pub, append(bytes.Clone(fk), make([]byte, 8)...))
 			return append(e, w...)
 		})
 		ecCase("body-short", "the stanza body one byte short", func(rnd io.Reader, fk []byte) []byte {
-			e, w := ecBody(rnd, pub, fk)
+			e, w := reference.ECDHWrap(rnd, pub, fk)
 			return append(e, w[:len(w)-1]...)
 		})
 		ecCase("body-long", "the stanza body one byte long", func(rnd io.Reader, fk []byte) []byte {
-			e, w := ecBody(rnd, pub, fk)
+			e, w := reference.ECDHWrap(rnd, pub, fk)
 			return append(append(e, w...), 0)
 		})
 		other := "p384-a"
@@ -1064,7 +725,7 @@ func (g *gen) wrapping(pt []byte) {
 		}
 		ecCase("other-curve-point", "E is a point of the other curve ("+other+")", func(rnd io.Reader, fk []byte) []byte {
 			k, _ := g.ec(other).ECDH()
-			_, w := ecBody(rnd, pub, fk)
+			_, w := reference.ECDHWrap(rnd, pub, fk)
 			return append(k.Bytes(), w...)
 		})
 	}
@@ -1233,7 +894,7 @@ func main() {
 		if v.header != nil && len(v.header) <= fuzzMax && len(hdr) < 48 {
 			hdr["vec-"+v.name] = corpusFile(v.header)
 		}
-		if bytes.HasPrefix(v.data, []byte(armorBegin)) && len(v.data) <= fuzzMax {
+		if bytes.HasPrefix(v.data, []byte(reference.ArmorBegin)) && len(v.data) <= fuzzMax {
 			arm["vec-"+v.name] = corpusFile(v.data)
 		}
 	}

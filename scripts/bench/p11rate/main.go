@@ -48,26 +48,13 @@ func main() {
 }
 
 func run(module, tokenLabel, pinFile, ecKey, rsaKey string, n int, sessionList string) error {
-	pin := os.Getenv("TOKENSEAL_PIN")
-	if pinFile != "" {
-		b, err := os.ReadFile(pinFile)
-		if err != nil {
-			return err
-		}
-		pin = strings.TrimSuffix(string(b), "\n")
+	pin, counts, err := args(pinFile, sessionList)
+	if err != nil {
+		return err
 	}
 	if module == "" || ecKey == "" || n < 1 {
 		return errors.New("need -module, -key and -n >= 1")
 	}
-	var counts []int
-	for _, f := range strings.Split(sessionList, ",") {
-		c, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || c < 1 {
-			return fmt.Errorf("bad -sessions %q", sessionList)
-		}
-		counts = append(counts, c)
-	}
-
 	p := pkcs11.New(module)
 	if p == nil {
 		return fmt.Errorf("cannot load %s", module)
@@ -91,13 +78,66 @@ func run(module, tokenLabel, pinFile, ecKey, rsaKey string, n int, sessionList s
 	}
 	defer p.Logout(sh)
 
-	ecPriv, err := findKey(p, sh, pkcs11.CKO_PRIVATE_KEY, ecKey)
+	derive, err := ecdhOp(p, sh, ecKey)
 	if err != nil {
 		return err
 	}
-	eph, err := ecdh.P256().GenerateKey(rand.Reader)
+	for _, c := range counts {
+		if err := measure(p, slot, "ecdh-p256", c, n, derive); err != nil {
+			return err
+		}
+	}
+	if rsaKey == "" {
+		return nil
+	}
+	unwrap, err := rsaOp(p, sh, rsaKey)
 	if err != nil {
 		return err
+	}
+	rn := max(n/10, 1) // RSA is about ten times slower
+	for _, c := range counts {
+		if err := measure(p, slot, "rsa3072-oaep-unwrap", c, rn, unwrap); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// args reads the PIN (from pinFile, else TOKENSEAL_PIN) and the session
+// counts.
+func args(pinFile, sessionList string) (string, []int, error) {
+	pin := os.Getenv("TOKENSEAL_PIN")
+	if pinFile != "" {
+		b, err := os.ReadFile(pinFile)
+		if err != nil {
+			return "", nil, err
+		}
+		pin = strings.TrimSuffix(string(b), "\n")
+	}
+	var counts []int
+	for _, f := range strings.Split(sessionList, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || c < 1 {
+			return "", nil, fmt.Errorf("bad -sessions %q", sessionList)
+		}
+		counts = append(counts, c)
+	}
+	return pin, counts, nil
+}
+
+// op is one timed operation in a session; it returns the object made.
+type op func(s pkcs11.SessionHandle) (pkcs11.ObjectHandle, error)
+
+// ecdhOp derives with the P-256 key labelled label and a fixed
+// ephemeral peer.
+func ecdhOp(p *pkcs11.Ctx, sh pkcs11.SessionHandle, label string) (op, error) {
+	ecPriv, err := findKey(p, sh, pkcs11.CKO_PRIVATE_KEY, label)
+	if err != nil {
+		return nil, err
+	}
+	eph, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
 	}
 	ecMech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDH1_DERIVE,
 		pkcs11.NewECDH1DeriveParams(pkcs11.CKD_NULL, nil, eph.PublicKey().Bytes()))}
@@ -109,37 +149,33 @@ func run(module, tokenLabel, pinFile, ecKey, rsaKey string, n int, sessionList s
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
 	}
-	derive := func(s pkcs11.SessionHandle) (pkcs11.ObjectHandle, error) {
+	return func(s pkcs11.SessionHandle) (pkcs11.ObjectHandle, error) {
 		return p.DeriveKey(s, ecMech, ecPriv, ecTmpl)
-	}
-	for _, c := range counts {
-		if err := measure(p, slot, "ecdh-p256", c, n, derive); err != nil {
-			return err
-		}
-	}
+	}, nil
+}
 
-	if rsaKey == "" {
-		return nil
-	}
-	rsaPriv, err := findKey(p, sh, pkcs11.CKO_PRIVATE_KEY, rsaKey)
+// rsaOp unwraps, with the RSA key labelled label, a 32-byte key wrapped
+// to its public key with OAEP SHA-1.
+func rsaOp(p *pkcs11.Ctx, sh pkcs11.SessionHandle, label string) (op, error) {
+	rsaPriv, err := findKey(p, sh, pkcs11.CKO_PRIVATE_KEY, label)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	rsaPub, err := findKey(p, sh, pkcs11.CKO_PUBLIC_KEY, rsaKey)
+	rsaPub, err := findKey(p, sh, pkcs11.CKO_PUBLIC_KEY, label)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a, err := p.GetAttributeValue(sh, rsaPub, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil),
 		pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, nil),
 	})
 	if err != nil {
-		return fmt.Errorf("C_GetAttributeValue: %w", err)
+		return nil, fmt.Errorf("C_GetAttributeValue: %w", err)
 	}
 	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(a[0].Value), E: int(new(big.Int).SetBytes(a[1].Value).Int64())}
 	ct, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, pub, make([]byte, 32), nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rsaMech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_OAEP,
 		pkcs11.NewOAEPParams(pkcs11.CKM_SHA_1, pkcs11.CKG_MGF1_SHA1, pkcs11.CKZ_DATA_SPECIFIED, nil))}
@@ -151,19 +187,9 @@ func run(module, tokenLabel, pinFile, ecKey, rsaKey string, n int, sessionList s
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
 	}
-	unwrap := func(s pkcs11.SessionHandle) (pkcs11.ObjectHandle, error) {
+	return func(s pkcs11.SessionHandle) (pkcs11.ObjectHandle, error) {
 		return p.UnwrapKey(s, rsaMech, rsaPriv, ct, rsaTmpl)
-	}
-	rn := n / 10 // RSA is about ten times slower
-	if rn < 1 {
-		rn = 1
-	}
-	for _, c := range counts {
-		if err := measure(p, slot, "rsa3072-oaep-unwrap", c, rn, unwrap); err != nil {
-			return err
-		}
-	}
-	return nil
+	}, nil
 }
 
 // measure runs n operations across s sessions (one goroutine each) and

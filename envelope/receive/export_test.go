@@ -1,0 +1,4 @@
+package receive
+
+// MaxBatch is maxBatch, for the tests of the reorder bound.
+const MaxBatch = maxBatch
