@@ -163,7 +163,7 @@ for k in ec rsa sign; do "$ts" key export --label "bench-$k" -o "$work/keys/$k.p
 # state-tmpl: the sender trusted, nothing in the ledger; every open gets a
 # fresh copy. state-seal: the sender's serial counters.
 "$ts" trust add --state-dir "$work/state-tmpl" bench-sender "$work/keys/sign.pem" >&2
-mkdir -p "$work/state-seal"
+mkdir -p -m 700 "$work/state-seal"
 ec=$work/keys/ec.pem
 
 # fresh_state DIR: a prepare step giving DIR a fresh copy of state-tmpl.
@@ -395,6 +395,54 @@ if [ "$got" -ne "$batch_n" ]; then
 	errors+=(batch-count)
 fi
 
+# ---------------------------------------------------------------- shared ledger
+# Issue 14: the same batch open with the ledger in PostgreSQL on loopback
+# (a server of its own, scripts/bench/pgserver, fsync on), against the
+# SQLite run above; then 8 openers at once, each with its share of the
+# envelopes (one sender stream: every batch commit takes its row lock).
+log "shared ledger: starting PostgreSQL"
+go build -o "$bin/" ./scripts/bench/pgserver
+coproc PGSERVER { "$bin/pgserver"; }
+read -r pg_url pg_pass <&"${PGSERVER[0]}" || true
+if [ -n "${pg_url:-}" ]; then
+	export PGPASSFILE=$pg_pass
+	pgenv="env TOKENSEAL_STATE_URL=$(q "$pg_url") PGPASSFILE=$(q "$pg_pass")"
+	TOKENSEAL_STATE_URL=$pg_url "$ts" trust add bench-sender "$work/keys/sign.pem" >&2
+	printf '#!/bin/sh\nset -e\nrm -rf %s\nmkdir %s\n%s -reset %s\n' "$(q "$bo")" "$(q "$bo")" "$(q "$bin/pgserver")" "$(q "$pg_url")" >"$work/prep-batch-pg"
+	chmod +x "$work/prep-batch-pg"
+	hf batch-open-pg "$runs" "$warmup" "$(q "$work/prep-batch-pg")" \
+		"$pgenv $(q "$ts") open -o $(q "$bo") $(q "$work/batch/in")/*.tseal"
+	got=$(find "$bo" -type f | wc -l)
+	[ "$got" -eq "$batch_n" ] || { log "FAILED: PostgreSQL batch open wrote $got of $batch_n files"; errors+=(batch-count-pg); }
+	# Eight openers at once, envelope i to opener i mod 8, each on its own
+	# copy of the token (SoftHSM2 rewrites its token file at every login:
+	# logins at once on one copy can fail). They drift apart on the one
+	# sender stream by more than the default window of 1024 serials, which
+	# would refuse the laggards' envelopes as too old: --window 8192.
+	for w in 0 1 2 3 4 5 6 7; do
+		mkdir -p "$work/softhsm-$w"
+		cp -a "$work/softhsm/tokens" "$work/softhsm-$w/tokens"
+		printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
+			"$work/softhsm-$w/tokens" >"$work/softhsm-$w/softhsm2.conf"
+	done
+	{
+		printf '#!/bin/bash\ncd %s\nfiles=(*.tseal)\n' "$(q "$work/batch/in")"
+		printf 'for w in 0 1 2 3 4 5 6 7; do\n\tpart=()\n'
+		printf '\tfor ((i = w; i < ${#files[@]}; i += 8)); do part+=("${files[i]}"); done\n'
+		printf '\tSOFTHSM2_CONF=%s/softhsm-$w/softhsm2.conf %s %s open --window 8192 -o %s "${part[@]}" &\ndone\n' "$(q "$work")" "$pgenv" "$(q "$ts")" "$(q "$bo")"
+		printf 'fail=0\nfor w in 0 1 2 3 4 5 6 7; do wait -n || fail=1; done\nexit $fail\n'
+	} >"$work/open-8"
+	chmod +x "$work/open-8"
+	hf batch-open-pg-8 "$runs" "$warmup" "$(q "$work/prep-batch-pg")" "$(q "$work/open-8")"
+	got=$(find "$bo" -type f | wc -l)
+	[ "$got" -eq "$batch_n" ] || { log "FAILED: 8 openers wrote $got of $batch_n files"; errors+=(batch-count-pg-8); }
+	unset PGPASSFILE
+else
+	log "FAILED: no PostgreSQL server"
+	errors+=(pgserver)
+fi
+exec {PGSERVER[1]}>&- # the server stops when its input closes
+
 # ---------------------------------------------------------------- report
 # f EXPR: evaluate with awk, empty when an operand is missing.
 f() {
@@ -484,6 +532,10 @@ echo "| one-shot open of 1 KiB / bare PKCS#11 program | $(or_na "$oneshot") ($(o
 echo "| batch open of $batch_n envelopes / token raw ECDH rate | $(or_na "$batch_pct")% ($(or_na "$env_rate")/s vs $(or_na "$raw_ec")/s) | ≥ 85% | $(verdict "$batch_pct" '>=' 85) |"
 echo "| 100-recipient seal: (t100 − t1) / (99 × one wrap) | $(or_na "$over_ratio") ($(or_na "$(ms "$over")") vs $(or_na "$(ms "$pkwork")")) | ≤ 1 | $(verdict "$over_ratio" '<=' 1) |"
 echo "| signed / anonymous seal of 1 KiB | $(or_na "$signed") ($(or_na "$(ms "${MED[seal-signed]:-}")") vs $(or_na "$(ms "${MED[seal-anon]:-}")")) | ≤ 1.5 | $(verdict "$signed" '<=' 1.5) |"
+pg_ratio=$(f '%.2f' "${MED[batch-open-pg]:-} / ${MED[batch-open]:-}" "${MED[batch-open-pg]:-}" "${MED[batch-open]:-}")
+pg8_rate=$(f '%.0f' "$batch_n / ${MED[batch-open-pg-8]:-}" "${MED[batch-open-pg-8]:-}")
+echo "| batch open of $batch_n, PostgreSQL ledger / SQLite ledger (issue 14) | $(or_na "$pg_ratio") ($(or_na "$(ms "${MED[batch-open-pg]:-}")") vs $(or_na "$(ms "${MED[batch-open]:-}")")) | ≤ 1.3 | $(verdict "$pg_ratio" '<=' 1.3) |"
+echo "| accepted envelopes/s, 8 openers on one PostgreSQL ledger (issue 14) | $(or_na "$pg8_rate")/s ($batch_n in $(or_na "$(ms "${MED[batch-open-pg-8]:-}")")) | measured | |"
 echo
 r0() { or_na "$(f '%.0f' "$1" "$1")"; }
 echo "Token raw rates (scripts/bench/p11rate: one process, one login, one session per goroutine; median of 3): ECDH-P-256 derive $(r0 "$raw_ec1")/s on 1 session, $(r0 "$raw_ec2")/s on 2; RSA-3072 OAEP unwrap $(r0 "$raw_rsa1")/s on 1, $(r0 "$raw_rsa2")/s on 2."

@@ -3,8 +3,10 @@
 # when missing: the three PKCS#11 implementations the tests run on
 # (SoftHSM2; tpm2-pkcs11 over the swtpm TPM simulator, behind tpm2-abrmd
 # on a private D-Bus bus; opencryptoki's soft token), OpenSC's pkcs11-tool
-# (the tests make tokens and foreign keys with it), openssl, and a C
-# compiler (miekg/pkcs11 uses cgo; go test -race needs it too).
+# (the tests make tokens and foreign keys with it), openssl, PostgreSQL
+# (initdb and postgres for the shared-ledger tests: internal/pgtest starts
+# its own server from /usr/lib/postgresql/VERSION/bin), and a C compiler
+# (miekg/pkcs11 uses cgo; go test -race needs it too).
 # Uses sudo only when not root. Safe to run again: does nothing when all
 # are present.
 set -euo pipefail
@@ -34,10 +36,11 @@ have_file /usr/lib/x86_64-linux-gnu/libtss2-tcti-tabrmd.so.0 \
 have_cmd dbus-daemon || need dbus-daemon
 have_file /usr/sbin/pkcsslotd || need opencryptoki
 have_cmd openssl || need openssl
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need postgresql
 have_cmd "${CC:-gcc}" || have_cmd cc || need gcc libc6-dev
 
 if [ "${#pkgs[@]}" -eq 0 ]; then
-	echo "install-deps: softhsm2, opensc, swtpm, tpm2-pkcs11, tpm2-abrmd, dbus, opencryptoki, openssl and a C compiler already installed"
+	echo "install-deps: softhsm2, opensc, swtpm, tpm2-pkcs11, tpm2-abrmd, dbus, opencryptoki, openssl, postgresql and a C compiler already installed"
 	exit 0
 fi
 

@@ -86,6 +86,7 @@ func commands() []*cli.Command {
 				keyProvisionCommand,
 			},
 		},
+		stateCommand,
 		doctorCommand,
 		completionCommand,
 		manCommand,

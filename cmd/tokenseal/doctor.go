@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tokenseal/tokenseal/envelope/state"
+	"github.com/tokenseal/tokenseal/envelope/state/sqlite"
 	"github.com/tokenseal/tokenseal/token"
 	"github.com/urfave/cli/v2"
 )
@@ -150,7 +151,7 @@ func doctor(c *cli.Context) error {
 		stateProblems = append(stateProblems, err)
 		h = &state.Health{}
 	} else {
-		h = state.Check(context.Background(), dir)
+		h = sqlite.Check(context.Background(), dir)
 		stateProblems = append(stateProblems, h.Problems...)
 	}
 
