@@ -68,9 +68,7 @@ type Caps struct {
 	RSAMinBits, RSAMaxBits int  // CKM_RSA_PKCS_KEY_PAIR_GEN key sizes
 	EC                     bool // EC key pairs
 	ECDH                   bool // CKM_ECDH1_DERIVE
-	Unwrap                 bool // C_UnwrapKey RSA-OAEP into a readable session object
 	SessionObjects         bool // CKA_TOKEN false objects
-	OAEPSHA256             bool // CKM_RSA_PKCS_OAEP with SHA-256 on the token
 	PSS                    bool // CKM_RSA_PKCS_PSS signatures (over a digest)
 	ManyTokens             bool // more than one token per module
 	SameLabels             bool // several tokens of one module may share a label
@@ -79,9 +77,9 @@ type Caps struct {
 }
 
 var caps = map[Kind]Caps{
-	SoftHSM2:     {RSAMinBits: 512, RSAMaxBits: 16384, EC: true, ECDH: true, Unwrap: true, SessionObjects: true, PSS: true, ManyTokens: true, SameLabels: true, MinPIN: 4, MaxPIN: 255},
-	TPM2:         {RSAMinBits: 1024, RSAMaxBits: 3072, EC: true, OAEPSHA256: true, ManyTokens: true, SameSerials: true, MinPIN: 0, MaxPIN: 128},
-	OpenCryptoki: {RSAMinBits: 512, RSAMaxBits: 4096, OAEPSHA256: true, SessionObjects: true, PSS: true, MinPIN: 4, MaxPIN: 8},
+	SoftHSM2:     {RSAMinBits: 512, RSAMaxBits: 16384, EC: true, ECDH: true, SessionObjects: true, PSS: true, ManyTokens: true, SameLabels: true, MinPIN: 4, MaxPIN: 255},
+	TPM2:         {RSAMinBits: 1024, RSAMaxBits: 3072, EC: true, ManyTokens: true, SameSerials: true, MinPIN: 0, MaxPIN: 128},
+	OpenCryptoki: {RSAMinBits: 512, RSAMaxBits: 4096, SessionObjects: true, PSS: true, MinPIN: 4, MaxPIN: 8},
 }
 
 // Token is a token made for a test.
