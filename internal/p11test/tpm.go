@@ -69,6 +69,18 @@ func (d *daemon) stop() {
 	}
 }
 
+// alive reports whether the daemon's process still runs (and is not a
+// zombie waiting to be reaped).
+func (d *daemon) alive() bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(d.cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
+}
+
 func (d *daemon) tail() string {
 	b, _ := os.ReadFile(d.log)
 	s := strings.TrimSpace(string(b))
@@ -97,12 +109,19 @@ func freePorts() (int, error) {
 	return 0, errors.New("no two consecutive free ports")
 }
 
-func waitFor(what string, timeout time.Duration, ok func() error) error {
+// waitFor calls ok until it succeeds, timeout passes, or it returns one
+// of the fatal errors.
+func waitFor(what string, timeout time.Duration, ok func() error, fatal ...error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := ok()
 		if err == nil {
 			return nil
+		}
+		for _, f := range fatal {
+			if errors.Is(err, f) {
+				return err
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not come up: %w", what, err)
@@ -129,6 +148,7 @@ const dbusConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Co
 type tpmRig struct {
 	swtpm, dbus, abrmd *daemon
 	sockDir            string
+	startAbrmd         func() error
 }
 
 func (r *tpmRig) stop() {
@@ -169,6 +189,10 @@ func (r *tpmRig) startSwtpm(dir string) (int, error) {
 			}
 			return err
 		})
+		if err == nil && !d.alive() {
+			// Someone else answered on the port: ours could not bind it.
+			err = errors.New("swtpm exited")
+		}
 		if err == nil {
 			r.swtpm = d
 			return port, nil
@@ -209,11 +233,12 @@ func (r *tpmRig) startBroker(dir string, port int) (env []string, err error) {
 	rand.Read(b[:])
 	name := "com.intel.tss2.Tabrmd.p11test" + hex.EncodeToString(b[:])
 	bus := "DBUS_SESSION_BUS_ADDRESS=unix:path=" + sock
-	r.abrmd, err = startDaemon(dir, "tpm2-abrmd", []string{bus}, "--session", "--allow-root",
-		"--dbus-name="+name, "--flush-all", "--max-transients=64",
-		"--tcti=swtpm:host=127.0.0.1,port="+strconv.Itoa(port))
-	if err != nil {
-		return nil, err
+	r.startAbrmd = func() error {
+		var err error
+		r.abrmd, err = startDaemon(dir, "tpm2-abrmd", []string{bus}, "--session", "--allow-root",
+			"--dbus-name="+name, "--flush-all", "--max-transients=64",
+			"--tcti=swtpm:host=127.0.0.1,port="+strconv.Itoa(port))
+		return err
 	}
 	return []string{
 		bus,
@@ -221,7 +246,35 @@ func (r *tpmRig) startBroker(dir string, port int) (env []string, err error) {
 		"TPM2_PKCS11_STORE=" + filepath.Join(dir, "tpm2-pkcs11"),
 		// The TSS's own WARNING/ERROR lines are noise in test output.
 		"TSS2_LOG=all+none",
-	}, nil
+	}, r.startAbrmd()
+}
+
+// waitBroker waits until tpm2-pkcs11 reaches the TPM through
+// tpm2-abrmd, starting tpm2-abrmd again once if it exited (it gives up
+// when the bus or the simulator is slow to answer under load).
+func (r *tpmRig) waitBroker(env []string, module string) error {
+	errExited := errors.New("tpm2-abrmd exited")
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		err = waitFor("tpm2-abrmd", 20*time.Second, func() error {
+			if !r.abrmd.alive() {
+				return errExited
+			}
+			_, err := listSlots(env, module)
+			return err
+		}, errExited)
+		if !errors.Is(err, errExited) {
+			break
+		}
+		r.abrmd.stop()
+		if serr := r.startAbrmd(); serr != nil {
+			return serr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, r.abrmd.tail())
+	}
+	return nil
 }
 
 // makeTPM starts swtpm, a bus and tpm2-abrmd, and initialises a
@@ -243,8 +296,8 @@ func makeTPM(dir string) (*Token, func(), error) {
 	if err := os.MkdirAll(filepath.Join(dir, "tpm2-pkcs11"), 0o700); err != nil {
 		return nil, r.stop, err
 	}
-	if err := waitFor("tpm2-abrmd", 10*time.Second, func() error { _, err := listSlots(env, module); return err }); err != nil {
-		return nil, r.stop, fmt.Errorf("%w: %s", err, r.abrmd.tail())
+	if err := r.waitBroker(env, module); err != nil {
+		return nil, r.stop, err
 	}
 	tok := &Token{Kind: TPM2, Module: module, Dir: dir, SOPIN: SOPIN, PIN: PIN, env: env}
 	tok.addTok = func(label string) (*Token, error) { return tok.initFreeSlot(label) }
