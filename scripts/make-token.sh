@@ -49,6 +49,21 @@ emit_pin() {
 	echo "export TOKENSEAL_TOKEN='$label'"
 }
 
+# find_module prints the first of its arguments that exists, or fails
+# naming what is missing.
+find_module() {
+	local what="$1"
+	shift
+	for p in "$@"; do
+		if [ -f "$p" ]; then
+			echo "$p"
+			return 0
+		fi
+	done
+	echo "make-token: error: $what not found; run scripts/install-deps.sh" >&2
+	exit 1
+}
+
 # first_free_slot prints the ID of the module's first uninitialized token.
 first_free_slot() {
 	pkcs11-tool --module "$1" -L 2>/dev/null | awk '
@@ -57,18 +72,15 @@ first_free_slot() {
 }
 
 softhsm() {
-	local so_pin="${SO_PIN:-5678-so}" user_pin="${USER_PIN:-1234-user}" dir="$PWD/.softhsm" module=""
+	local so_pin="${SO_PIN:-5678-so}" user_pin="${USER_PIN:-1234-user}" dir="$PWD/.softhsm" module
+	module="$(find_module SoftHSM2 /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so \
+		/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so /usr/local/lib/softhsm/libsofthsm2.so)"
 	mkdir -p "$dir"
 	[ "${FRESH:-0}" = 1 ] && rm -rf "$dir/tokens"
 	mkdir -p "$dir/tokens"
 	chmod 700 "$dir" "$dir/tokens"
 	sed "s|@TOKENDIR@|$dir/tokens|" softhsm-config/softhsm2.conf.in >"$dir/softhsm2.conf"
 	export SOFTHSM2_CONF="$dir/softhsm2.conf"
-	for p in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so \
-		/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so /usr/local/lib/softhsm/libsofthsm2.so; do
-		if [ -f "$p" ]; then module="$p"; break; fi
-	done
-	[ -n "$module" ] || { echo "make-token: error: SoftHSM2 not found; run scripts/install-deps.sh" >&2; exit 1; }
 	if softhsm2-util --show-slots 2>/dev/null | grep -qE "Label:[[:space:]]*$label[[:space:]]*\$"; then
 		echo "make-token: token \"$label\" already exists in $dir (FRESH=1 to start over)" >&2
 	else
@@ -80,10 +92,8 @@ softhsm() {
 }
 
 tpm2() {
-	local so_pin="${SO_PIN:-5678-so}" user_pin="${USER_PIN:-1234-user}" port="${TPM_PORT:-23230}"
-	local module=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so
-	[ -f "$module" ] || module=/usr/lib/aarch64-linux-gnu/pkcs11/libtpm2_pkcs11.so
-	[ -f "$module" ] || { echo "make-token: error: tpm2-pkcs11 not found; run scripts/install-deps.sh" >&2; exit 1; }
+	local so_pin="${SO_PIN:-5678-so}" user_pin="${USER_PIN:-1234-user}" port="${TPM_PORT:-23230}" module
+	module="$(find_module tpm2-pkcs11 /usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so /usr/lib/aarch64-linux-gnu/pkcs11/libtpm2_pkcs11.so)"
 	if [ "${FRESH:-0}" = 1 ]; then
 		stop_tpm
 		rm -rf "$tpmdir"
@@ -132,10 +142,8 @@ EOF
 }
 
 opencryptoki() {
-	local so_pin="${SO_PIN:-87654321}" user_pin="${USER_PIN:-demo-pin}" dir="$PWD/.opencryptoki"
-	local module=/usr/lib/x86_64-linux-gnu/pkcs11/libopencryptoki.so
-	[ -f "$module" ] || module=/usr/lib/aarch64-linux-gnu/pkcs11/libopencryptoki.so
-	[ -f "$module" ] || { echo "make-token: error: opencryptoki not found; run scripts/install-deps.sh" >&2; exit 1; }
+	local so_pin="${SO_PIN:-87654321}" user_pin="${USER_PIN:-demo-pin}" dir="$PWD/.opencryptoki" module
+	module="$(find_module opencryptoki /usr/lib/x86_64-linux-gnu/pkcs11/libopencryptoki.so /usr/lib/aarch64-linux-gnu/pkcs11/libopencryptoki.so)"
 	pgrep -x pkcsslotd >/dev/null || /usr/sbin/pkcsslotd
 	mkdir -p "$dir"
 	chmod 700 "$dir"

@@ -282,6 +282,17 @@ func lookUp(env []string, module string, slot uint) (pkcs11Slot, error) {
 	return pkcs11Slot{}, fmt.Errorf("no initialised token in slot %d after pkcs11-tool --init-token", slot)
 }
 
+// inSlot is tok's sibling: the token just initialised with label in slot.
+func (tok *Token) inSlot(label string, slot uint) (*Token, error) {
+	s, err := lookUp(tok.env, tok.Module, slot)
+	if err != nil {
+		return nil, err
+	}
+	nt := *tok
+	nt.Label, nt.Serial, nt.Slot = label, s.serial, slot
+	return &nt, nil
+}
+
 var errNoFreeSlot = errors.New("no slot with an uninitialised token")
 
 func freeSlot(env []string, module string) (uint, error) {

@@ -71,11 +71,5 @@ func (tok *Token) softhsmToken(label string) (*Token, error) {
 	if m := reassignedRE.FindSubmatch(out); m != nil {
 		fmt.Sscan(string(m[1]), &slot)
 	}
-	s, err := lookUp(tok.env, tok.Module, slot)
-	if err != nil {
-		return nil, err
-	}
-	nt := *tok
-	nt.Label, nt.Serial, nt.Slot = label, s.serial, slot
-	return &nt, nil
+	return tok.inSlot(label, slot)
 }

@@ -318,11 +318,5 @@ func (tok *Token) initFreeSlot(label string) (*Token, error) {
 	if err := initWithTool(tok.env, tok.Module, slot, label, tok.SOPIN, tok.PIN); err != nil {
 		return nil, err
 	}
-	s, err := lookUp(tok.env, tok.Module, slot)
-	if err != nil {
-		return nil, err
-	}
-	nt := *tok
-	nt.Label, nt.Serial, nt.Slot = label, s.serial, slot
-	return &nt, nil
+	return tok.inSlot(label, slot)
 }
