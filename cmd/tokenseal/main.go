@@ -31,6 +31,6 @@ func main() {
 // the CLI can be driven in-process by tests.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.Run(args)
+	err := app.Run(reorderArgs(app, args))
 	return report(stderr, err)
 }
