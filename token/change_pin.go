@@ -32,11 +32,7 @@ func ChangePIN(cfg Config, newPIN func() (string, error)) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	old, err := obtainPIN(cfg, sel.uri, info)
-	if err != nil {
-		return Info{}, err
-	}
-	sh, err := m.login(info, old)
+	sh, old, err := m.loginAsking(cfg, sel.uri, info)
 	if err != nil {
 		return Info{}, err
 	}

@@ -31,6 +31,15 @@ type Config struct {
 	// given the token label. Nil means no prompt: a missing PIN is
 	// [ErrNoPIN].
 	Prompt func(tokenLabel string) (string, error)
+	// Again, when set, decides whether Prompt is called again after a
+	// PIN it gave was refused: by [CheckPIN] (never sent, no try spent)
+	// or by C_Login with CKR_PIN_INCORRECT. It gets the token as it
+	// describes itself after the refusal (Info.Flags holds
+	// CKF_USER_PIN_COUNT_LOW and CKF_USER_PIN_FINAL_TRY, which say how
+	// close the token is to locking the PIN) and the refusal, which is
+	// returned when Again says no. A token that reports its PIN locked
+	// is never asked again; a PIN from anywhere but Prompt never is.
+	Again func(info Info, refused error) bool
 }
 
 // Open loads the module, selects the token, logs in and returns it. It
@@ -71,45 +80,67 @@ func Open(cfg Config) (_ *Token, err error) {
 		return nil, err
 	}
 	slog.Debug("token selected", "slot", info.Slot, "label", info.Label, "serial", info.Serial)
-	pin, err := obtainPIN(cfg, sel.uri, info)
-	if err != nil {
-		return nil, err
-	}
-	sh, err := m.login(info, pin)
+	sh, _, err := m.loginAsking(cfg, sel.uri, info)
 	if err != nil {
 		return nil, err
 	}
 	return bind(m, info, sh), nil
 }
 
-// obtainPIN takes the PIN from cfg, the URI's pin-source or the prompt,
-// and checks it against the token before it may be sent.
-func obtainPIN(cfg Config, uri *URI, info Info) (string, error) {
-	if info.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0 {
-		return "", fmt.Errorf("%w: the user pin of token %q is locked (CKF_USER_PIN_LOCKED)", ErrLoginFailed, info.Label)
+// loginAsking obtains the PIN and logs in with it. A PIN the prompt gave
+// that is refused, before it is sent or by the token, is asked for again
+// while cfg.Again says so and the token does not report its PIN locked.
+// It returns the PIN that logged in.
+func (m *module) loginAsking(cfg Config, uri *URI, info Info) (pkcs11.SessionHandle, string, error) {
+	for {
+		pin, prompted, err := obtainPIN(cfg, uri, info)
+		if err == nil {
+			var sh pkcs11.SessionHandle
+			if sh, err = m.login(info, pin); err == nil {
+				return sh, pin, nil
+			}
+		}
+		if !prompted || cfg.Again == nil || !(errors.Is(err, ErrPINInvalid) || hasCode(err, pkcs11.CKR_PIN_INCORRECT)) {
+			return 0, "", err
+		}
+		if now, ierr := m.tokenInfo(info.Slot); ierr == nil {
+			info = now
+		}
+		if info.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0 || !cfg.Again(info, err) {
+			return 0, "", err
+		}
 	}
-	pin := cfg.PIN
+}
+
+// obtainPIN takes the PIN from cfg, the URI's pin-source or the prompt
+// (prompted is then true), and checks it against the token before it
+// may be sent.
+func obtainPIN(cfg Config, uri *URI, info Info) (pin string, prompted bool, err error) {
+	if info.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0 {
+		return "", false, fmt.Errorf("%w: the user pin of token %q is locked (CKF_USER_PIN_LOCKED)", ErrLoginFailed, info.Label)
+	}
+	pin = cfg.PIN
 	if pin == "" && uri != nil {
 		p, _, err := uri.PIN()
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		pin = p
 	}
 	if pin == "" && cfg.Prompt != nil {
 		p, err := cfg.Prompt(info.Label)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
-		pin = p
+		pin, prompted = p, true
 	}
 	if pin == "" {
-		return "", ErrNoPIN
+		return "", prompted, ErrNoPIN
 	}
 	if err := CheckPIN(pin, info); err != nil {
-		return "", err
+		return "", prompted, err
 	}
-	return pin, nil
+	return pin, prompted, nil
 }
 
 // login opens a read/write session on the token's slot and logs the user

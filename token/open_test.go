@@ -260,3 +260,59 @@ func TestConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// TestPromptAgain: a PIN the prompt gave that is refused — by the token
+// (CKR_PIN_INCORRECT) or before it is sent (CheckPIN) — is asked for
+// again while Config.Again says so, with the token's PIN flags as read
+// after the refusal; a PIN from Config.PIN never is.
+func TestPromptAgain(t *testing.T) {
+	p11test.Each(t, func(t *testing.T, pt *p11test.Token) {
+		answers := []string{"wrong-1", "12\x0134", pt.PIN}
+		prompts := 0
+		var refusals []error
+		cfg := token.Config{Module: pt.Module, Token: pt.Label,
+			Prompt: func(label string) (string, error) {
+				if label != pt.Label {
+					t.Errorf("prompt for %q, want %q", label, pt.Label)
+				}
+				prompts++
+				return answers[prompts-1], nil
+			},
+			Again: func(info token.Info, refused error) bool {
+				t.Logf("after %d prompt(s): flags %v, %v", prompts, token.FlagNames(info.Flags), refused)
+				refusals = append(refusals, refused)
+				return true
+			},
+		}
+		tok, err := token.Open(cfg)
+		if err != nil {
+			t.Fatalf("Open: %v after %d prompts", err, prompts)
+		}
+		tok.Close()
+		if prompts != 3 || len(refusals) != 2 || !errors.Is(refusals[0], token.ErrLoginFailed) || !errors.Is(refusals[1], token.ErrPINInvalid) {
+			t.Fatalf("%d prompts, refusals %v; want 3 prompts, a login failure then a pin refused before sending", prompts, refusals)
+		}
+
+		// Again says no: the refusal is the error, after one prompt. (A
+		// PIN that cannot be right, so that no try is spent: swtpm's
+		// TPM locks out after three wrong ones and tpm2-pkcs11 shows no
+		// PIN flags before that.)
+		prompts, answers = 0, []string{"12\x0234"}
+		cfg.Again = func(token.Info, error) bool { return false }
+		if _, err := token.Open(cfg); !errors.Is(err, token.ErrPINInvalid) || prompts != 1 {
+			t.Fatalf("Again false: %v after %d prompts", err, prompts)
+		}
+		// A PIN given in the Config is never asked again.
+		cfg.PIN, cfg.Again = "12\x0334", func(token.Info, error) bool { t.Error("Again called for a given pin"); return true }
+		if _, err := token.Open(cfg); !errors.Is(err, token.ErrPINInvalid) {
+			t.Fatalf("given bad pin: %v", err)
+		}
+		// The right PIN still works.
+		cfg.PIN = pt.PIN
+		tok, err = token.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok.Close()
+	})
+}
