@@ -102,7 +102,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Reader:               stdin,
 		Writer:               stdout,
 		ErrWriter:            stderr,
-		Flags:                []cli.Flag{flagModule, flagToken, flagSerial, flagSlot, flagPINFile, flagVerbose, flagQuiet, flagConfig},
+		Flags:                []cli.Flag{flagModule, flagToken, flagSerial, flagSlot, flagPINFile, flagBatch, flagVerbose, flagQuiet, flagConfig},
 		Commands:             commands(),
 		EnableBashCompletion: true, // hidden --generate-bash-completion; see completion.go
 		HideHelpCommand:      false,

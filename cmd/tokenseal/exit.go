@@ -58,7 +58,7 @@ func hint(err error) string {
 	case errors.As(err, &ue):
 		return "run 'tokenseal help' for usage"
 	case errors.Is(err, token.ErrNoPIN):
-		return "give the PIN with --pin-file FILE or TOKENSEAL_PIN, or run on a terminal"
+		return "give the PIN with --pin-file FILE, TOKENSEAL_PIN or the config file's pin-file, or run where a terminal can ask for it (not with --batch)"
 	case errors.Is(err, token.ErrModuleNotFound):
 		return "install SoftHSM2 or OpenSC (scripts/install-deps.sh), or pass --module PATH / TOKENSEAL_MODULE"
 	case errors.Is(err, token.ErrTokenAmbiguous):

@@ -29,8 +29,8 @@ func keyDelete(c *cli.Context) error {
 	if c.Args().Present() {
 		return usageErrorf("key delete takes no arguments")
 	}
-	if !c.Bool("yes") && !isTerminal(c.App.Reader) {
-		return usageErrorf("key delete needs --yes when not run on a terminal")
+	if !c.Bool("yes") && !canAsk(c) {
+		return usageErrorf("key delete needs --yes without a terminal to ask on (or with --batch)")
 	}
 	tok, err := openToken(c)
 	if err != nil {

@@ -75,8 +75,8 @@ func ledgerForget(c *cli.Context) error {
 	}
 	name := c.Args().First()
 	if !c.Bool("yes") {
-		if !isTerminal(c.App.Reader) {
-			return usageErrorf("ledger forget needs --yes when not on a terminal")
+		if !canAsk(c) {
+			return usageErrorf("ledger forget needs --yes without a terminal to ask on (or with --batch)")
 		}
 		ok, err := confirm(fmt.Sprintf("Forget every accepted serial of %q? Its old envelopes would be accepted again.", name))
 		if err != nil {

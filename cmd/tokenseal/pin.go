@@ -1,15 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"io"
 	"os"
+	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/tokenseal/tokenseal/token"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 )
 
 // userPIN returns the user PIN from --pin-file (exactly one trailing
@@ -24,63 +23,60 @@ func userPIN(c *cli.Context) (string, error) {
 	return os.Getenv("TOKENSEAL_PIN"), nil
 }
 
-// isTerminal reports whether r is a terminal.
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
+// maxPINPrompts bounds the PIN prompts of one run, as sudo and
+// gpg-agent bound theirs.
+const maxPINPrompts = 3
 
-// promptFunc returns a no-echo prompt on /dev/tty when stdin is a
-// terminal, else nil (no prompt: a missing PIN is an error).
+// promptFunc returns a no-echo prompt on /dev/tty when tokenseal may ask
+// (see canAsk), else nil (no prompt: a missing PIN is an error).
 func promptFunc(c *cli.Context) func(string) (string, error) {
-	if !isTerminal(c.App.Reader) {
+	if !canAsk(c) {
 		return nil
 	}
 	return func(label string) (string, error) {
-		return readSecret(fmt.Sprintf("PIN for token %q: ", label))
-	}
-}
-
-// readSecret prompts on /dev/tty and reads a line without echo.
-func readSecret(prompt string) (string, error) {
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
-	if err != nil {
-		return "", fmt.Errorf("%w: no terminal to prompt on", token.ErrNoPIN)
-	}
-	defer tty.Close()
-	fmt.Fprint(tty, prompt)
-	b, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
-	if err != nil {
-		return "", fmt.Errorf("%w: reading the pin from the terminal failed", token.ErrNoPIN)
-	}
-	s := string(b)
-	clear(b)
-	if s == "" {
-		return "", fmt.Errorf("%w: empty pin", token.ErrNoPIN)
-	}
-	return s, nil
-}
-
-// confirm asks a yes/no question on /dev/tty.
-func confirm(question string) (bool, error) {
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
-	if err != nil {
-		return false, usageErrorf("no terminal to confirm on: use --yes")
-	}
-	defer tty.Close()
-	fmt.Fprintf(tty, "%s [y/N] ", question)
-	var line string
-	buf := make([]byte, 1)
-	for {
-		n, err := tty.Read(buf)
-		if n == 0 || err != nil || buf[0] == '\n' {
-			break
+		pin, err := readSecret(fmt.Sprintf("PIN for token %q: ", label))
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("%w: %v", token.ErrNoPIN, err)
+		case pin == "":
+			return "", fmt.Errorf("%w: empty pin", token.ErrNoPIN)
 		}
-		line += string(buf[0])
+		return pin, nil
 	}
-	a := strings.ToLower(strings.TrimSpace(line))
-	return a == "y" || a == "yes", nil
+}
+
+// againFunc decides, after a PIN typed at the prompt was refused, whether
+// to ask again: it says on the terminal why it was refused and, where the
+// token tells, how many tries are left. Up to maxPINPrompts in all; once
+// the token reports few tries left (CKF_USER_PIN_COUNT_LOW) or one
+// (CKF_USER_PIN_FINAL_TRY), only when the user confirms.
+func againFunc() func(token.Info, error) bool {
+	prompts := 1
+	return func(info token.Info, refused error) bool {
+		tty, err := openTTY()
+		if err != nil || prompts >= maxPINPrompts {
+			return false
+		}
+		defer tty.Close()
+		prompts++
+		if errors.Is(refused, token.ErrPINInvalid) {
+			fmt.Fprintf(tty, "tokenseal: %s; it was not sent to the token (no try spent)\n", oneLine(refused.Error()))
+			return true
+		}
+		flags := token.FlagNames(info.Flags)
+		switch {
+		case slices.Contains(flags, "CKF_USER_PIN_FINAL_TRY"):
+			fmt.Fprintln(tty, "tokenseal: wrong PIN; 1 try left: one more wrong PIN locks the token's PIN (CKF_USER_PIN_FINAL_TRY)")
+		case slices.Contains(flags, "CKF_USER_PIN_COUNT_LOW"):
+			fmt.Fprintln(tty, "tokenseal: wrong PIN; the token reports few tries left (CKF_USER_PIN_COUNT_LOW)")
+		default:
+			fmt.Fprintln(tty, "tokenseal: wrong PIN")
+			return true
+		}
+		tty.Close()
+		ok, _ := confirm("Try again?")
+		return ok
+	}
 }
 
 // tokenConfig is the token the global flags choose, and where its PIN
@@ -92,6 +88,7 @@ func tokenConfig(c *cli.Context) (token.Config, error) {
 		Token:  c.String("token"),
 		Serial: c.String("token-serial"),
 		Prompt: promptFunc(c),
+		Again:  againFunc(),
 	}
 	if s := c.String("token-slot"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 0)

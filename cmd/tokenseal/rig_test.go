@@ -93,6 +93,7 @@ func (c *rig) environ(state string, extra ...string) []string {
 		"TOKENSEAL_CONFIG="+os.DevNull,
 		"TMPDIR="+mkdir(c.t, c.path("tmp")),
 		"GORACE=atexit_sleep_ms=0",
+		"TOKENSEAL_BATCH=1", // never ask on the terminal of whoever runs the tests
 	)
 	return append(env, extra...)
 }

@@ -53,6 +53,8 @@ func TestScripts(t *testing.T) {
 			env.Setenv("SO_PIN", tok.SOPIN)
 			// The race detector sleeps a second at every exit by default.
 			env.Setenv("GORACE", "atexit_sleep_ms=0")
+			// Never ask on the terminal of whoever runs the tests.
+			env.Setenv("TOKENSEAL_BATCH", "1")
 			return nil
 		},
 	})

@@ -42,7 +42,7 @@ func tokenChangePIN(c *cli.Context) error {
 	case os.Getenv("TOKENSEAL_NEW_PIN") != "":
 		p := os.Getenv("TOKENSEAL_NEW_PIN")
 		newPIN = func() (string, error) { return p, nil }
-	case isTerminal(c.App.Reader):
+	case canAsk(c):
 		newPIN = func() (string, error) { return readNew("user PIN") }
 	default:
 		return fmt.Errorf("%w: no new pin: use --new-pin-file, TOKENSEAL_NEW_PIN, or a terminal", token.ErrNoPIN)

@@ -38,7 +38,7 @@ func tokenInit(c *cli.Context) error {
 		so, err = token.ReadPINFile(c.String("so-pin-file"))
 	case os.Getenv("TOKENSEAL_SO_PIN") != "":
 		so = os.Getenv("TOKENSEAL_SO_PIN")
-	case isTerminal(c.App.Reader):
+	case canAsk(c):
 		so, err = readNew("security officer PIN")
 	default:
 		err = fmt.Errorf("%w: no security officer pin: use --so-pin-file or TOKENSEAL_SO_PIN", token.ErrNoPIN)
@@ -51,7 +51,7 @@ func tokenInit(c *cli.Context) error {
 		return err
 	}
 	if user == "" {
-		if !isTerminal(c.App.Reader) {
+		if !canAsk(c) {
 			return fmt.Errorf("%w: no user pin: use --pin-file or TOKENSEAL_PIN", token.ErrNoPIN)
 		}
 		if user, err = readNew("user PIN"); err != nil {

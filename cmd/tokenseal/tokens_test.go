@@ -71,6 +71,8 @@ func setupToken(env *testscript.Env, kind p11test.Kind) error {
 		"KIND": string(kind), "OAEP_HASH": hash,
 		// The race detector sleeps a second at every exit by default.
 		"GORACE": "atexit_sleep_ms=0",
+		// Never ask on the terminal of whoever runs the tests.
+		"TOKENSEAL_BATCH": "1",
 	} {
 		env.Setenv(k, v)
 	}
