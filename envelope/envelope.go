@@ -18,6 +18,7 @@ package envelope
 
 import (
 	"bufio"
+	"bytes"
 	"crypto"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -436,6 +437,8 @@ type Reader struct {
 	hash hash.Hash
 	snd  *format.Sender // as the header has it, for the signature check
 	head []byte         // SHA-256 of the header
+	// verified: the signature verified at io.EOF
+	verified bool
 }
 
 // Read returns authenticated plaintext. Every error after the first is the
@@ -493,7 +496,24 @@ func (r *Reader) finish() error {
 	if !verify(r.SenderKey, r.snd, r.head, r.hash.Sum(nil), r.hold.trailer()) {
 		return ErrSignature
 	}
+	r.verified = true
 	return io.EOF
+}
+
+// Hashes returns what identifies a signed envelope byte for byte, once
+// the Reader has returned io.EOF (the signature verified): the SHA-256 of
+// its header, the hash of its payload that the signature covers, and its
+// trailer, as FORMAT.md defines them (armor removed). ok is false for an
+// anonymous envelope and before io.EOF. They are what the reader already
+// computed for the signature: asking costs no second pass. (The replay
+// ledger keeps state.EnvelopeDigest of them.)
+func (r *Reader) Hashes() (header, payload [32]byte, trailer []byte, ok bool) {
+	if !r.verified {
+		return header, payload, nil, false
+	}
+	copy(header[:], r.head)
+	copy(payload[:], r.hash.Sum(nil))
+	return header, payload, bytes.Clone(r.hold.trailer()), true
 }
 
 // Open reads an envelope's header from src, binary or armored, checks the

@@ -7,12 +7,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"testing"
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
+	ref "github.com/tokenseal/tokenseal/internal/reference"
 )
 
 func signers(t testing.TB) map[string]crypto.Signer {
@@ -123,5 +125,46 @@ func TestSignedRefusals(t *testing.T) {
 		if _, _, err := openWith(env[:n], trusting(p256.Public()), id); !errors.Is(err, envelope.ErrRejected) {
 			t.Fatalf("truncated to %d: %v", n, err)
 		}
+	}
+}
+
+// TestHashes: a signed envelope's Hashes, once read to io.EOF, are the
+// SHA-256 of its binary header and payload and its trailer, the same for
+// its armored form; none before io.EOF or for an anonymous envelope.
+func TestHashes(t *testing.T) {
+	k := testKeys(t)[2]
+	sg := signers(t)["p256"]
+	plain := make([]byte, 70000)
+	rand.Read(plain)
+	env := sealSigned(t, plain, false, &envelope.Sender{Signer: sg, StreamID: 1, Serial: 2, Time: time.Now()}, recipient(t, k))
+	info, err := envelope.Inspect(bytes.NewReader(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, pl := int64(info.HeaderLen), info.PayloadLen
+	wantH, wantP, wantT := sha256.Sum256(env[:hl]), sha256.Sum256(env[hl:hl+pl]), env[hl+pl:]
+	for name, e := range map[string][]byte{"binary": env, "armored": ref.Armor(env)} {
+		r, err := envelope.Open(bytes.NewReader(e), []envelope.Identity{identity(t, k)}, trusting(sg.Public()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, ok := r.Hashes(); ok {
+			t.Fatalf("%s: Hashes before io.EOF", name)
+		}
+		if _, err := r.WriteTo(io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		h, p, tr, ok := r.Hashes()
+		if !ok || h != wantH || p != wantP || !bytes.Equal(tr, wantT) {
+			t.Fatalf("%s: Hashes = %x %x %x %v", name, h, p, tr, ok)
+		}
+	}
+	anon := sealSigned(t, plain, false, nil, recipient(t, k))
+	_, r, err := openWith(anon, nil, identity(t, k))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, ok := r.Hashes(); ok {
+		t.Fatal("Hashes of an anonymous envelope")
 	}
 }
