@@ -79,7 +79,7 @@ type batch struct {
 type verified struct {
 	i      int
 	out    Output
-	sender *envelope.SenderInfo
+	signed *signed // nil when anonymous
 	err    error
 }
 
@@ -171,6 +171,9 @@ func (r *Receiver) verify(i int, it Item) *verified {
 	rd, err := envelope.Open(r.cfg.Watch.Reader(src), r.cfg.Identities, r.openOptions())
 	r.cfg.Watch.Started()
 	if err != nil {
+		if !it.Once {
+			err = r.notForUs(err, reread(it.Open))
+		}
 		v.err = err
 		return v
 	}
@@ -187,7 +190,10 @@ func (r *Receiver) verify(i int, it Item) *verified {
 		v.err = err
 		return v
 	}
-	v.out, v.sender = out, rd.Sender
+	v.out = out
+	if rd.Sender != nil {
+		v.signed = signedOf(it.Name, rd)
+	}
 	r.logOpened(it.Name, &rd.Opened)
 	return v
 }
@@ -195,18 +201,18 @@ func (r *Receiver) verify(i int, it Item) *verified {
 // commit records a group of verified envelopes in the ledger and commits
 // the accepted outputs; the others are aborted.
 func (r *Receiver) commit(group []*verified, errs []error) {
-	var signed []*verified
-	var senders []*envelope.SenderInfo
+	var waiting []*verified
+	var envs []*signed
 	for _, v := range group {
-		if v.err == nil && v.sender != nil {
-			signed = append(signed, v)
-			senders = append(senders, v.sender)
+		if v.err == nil && v.signed != nil {
+			waiting = append(waiting, v)
+			envs = append(envs, v.signed)
 		}
 	}
-	if len(senders) > 0 {
-		for k, err := range r.accept(senders) {
+	if len(envs) > 0 {
+		for k, err := range r.accept(envs) {
 			if err != nil {
-				signed[k].err = err
+				waiting[k].err = err
 			}
 		}
 	}
@@ -215,8 +221,12 @@ func (r *Receiver) commit(group []*verified, errs []error) {
 		case v.err != nil && v.out != nil:
 			v.out.Abort()
 		case v.err == nil:
-			if v.err = v.out.Commit(); v.err != nil {
+			if err := v.out.Commit(); err != nil {
 				v.out.Abort()
+				v.err = err
+				if v.signed != nil {
+					v.err = r.unreleased(v.signed.sender, err)
+				}
 			}
 		}
 		errs[v.i] = v.err
@@ -264,12 +274,29 @@ func serialOrder(items []Item) []int {
 // returns its sender extension, unverified; nil for an anonymous
 // envelope or one that does not parse (it fails when it is opened).
 func peekSender(open func() (io.ReadCloser, error)) *format.Sender {
-	f, err := open()
-	if err != nil {
-		return nil
+	if h := reread(open)(); h != nil {
+		return h.Sender
 	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 4096)
+	return nil
+}
+
+// reread returns a function that reads the header of the envelope open
+// returns (unverified; nil when it does not parse).
+func reread(open func() (io.ReadCloser, error)) func() *format.Header {
+	return func() *format.Header {
+		f, err := open()
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		return peekHeader(f)
+	}
+}
+
+// peekHeader reads the header at the start of src, binary or armored,
+// unverified; nil when it does not parse.
+func peekHeader(src io.Reader) *format.Header {
+	br := bufio.NewReaderSize(src, 4096)
 	var in io.Reader = br
 	if peek, _ := br.Peek(len(format.ArmorBegin)); format.IsArmored(peek) {
 		in = format.NewArmoredReader(br)
@@ -278,5 +305,5 @@ func peekSender(open func() (io.ReadCloser, error)) *format.Sender {
 	if err != nil {
 		return nil
 	}
-	return h.Sender
+	return h
 }

@@ -17,6 +17,24 @@
 // refused unless [Config.AllowAnonymous]. To a stream, an anonymous
 // envelope is released chunk by chunk as each authenticates.
 //
+// # Reading again
+//
+// Replay protection is for messages arriving at a receiver. A recipient
+// rereading an archive sets [Config.Reopen]: an envelope the ledger
+// accepted before opens again if it is that very envelope, byte for byte
+// (the ledger keeps a digest of each, [state.EnvelopeDigest]); any other
+// envelope with its serial stays a replay. A plaintext that could not be
+// released after the ledger accepted its envelope (standard output
+// closed early) is an [UnreleasedError]: that envelope counts as
+// accepted, and Reopen opens it again.
+//
+// # Who is asked
+//
+// An envelope from a sender no one trusts that is not addressed to any
+// of the identities either is refused as not addressed here
+// (envelope.NoIdentityMatchError), where the identities can tell
+// ([Holder]): that is what the user must hear first.
+//
 // # Storage
 //
 // Trusted senders and the ledger sit behind [Store], which the SQLite
@@ -28,12 +46,14 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
+	"github.com/tokenseal/tokenseal/envelope/internal/format"
 	"github.com/tokenseal/tokenseal/envelope/state"
 )
 
@@ -62,6 +82,9 @@ type Ledger interface {
 	// refused (the item changes nothing), or for every item the error
 	// that failed the transaction.
 	AcceptBatch(ctx context.Context, items []state.AcceptItem, window uint64, now time.Time) []error
+	// Accepted returns the ledger's record of an accepted envelope, or
+	// an error wrapping state.ErrNotFound.
+	Accepted(ctx context.Context, keyID [32]byte, stream, serial uint64) (*state.Acceptance, error)
 }
 
 var _ Store = state.Store(nil)
@@ -89,6 +112,23 @@ type Config struct {
 	Watch Watcher
 	// Log, when set, gets a debug record for each verified envelope.
 	Log *slog.Logger
+	// Own, when set, finds the recipient's own signing keys (those on
+	// its token): trusted as senders without an entry in the Store, so
+	// that what the user sealed opens for the user. The Store is asked
+	// first.
+	Own Senders
+	// Reopen opens again a signed envelope the ledger accepted before,
+	// if it is that very envelope, byte for byte (the digest recorded at
+	// its first acceptance, state.EnvelopeDigest): for a recipient
+	// rereading an archive. Such an envelope is neither checked for
+	// freshness nor recorded again; another envelope with its serial
+	// stays a replay; one the ledger never accepted is opened as the
+	// first time.
+	Reopen bool
+	// Reopened, when set, is told about each envelope Reopen opened
+	// again: its name, its sender's name and the ledger's record of its
+	// first acceptance.
+	Reopened func(name, sender string, first *state.Acceptance)
 }
 
 // A Watcher follows a Receiver's reading. Its methods may be called from
@@ -169,6 +209,9 @@ func (r *Receiver) sender(id envelope.KeyID) (crypto.PublicKey, error) {
 		return nil, envelope.ErrUnknownSender
 	}
 	t, err := r.cfg.Store.LookupTrusted(context.Background(), id)
+	if errors.Is(err, state.ErrNotFound) && r.cfg.Own != nil {
+		t, err = r.cfg.Own.LookupTrusted(context.Background(), id)
+	}
 	if errors.Is(err, state.ErrNotFound) {
 		return nil, envelope.ErrUnknownSender
 	}
@@ -192,37 +235,148 @@ func (r *Receiver) senderName(id envelope.KeyID) string {
 	return id.String()
 }
 
-// accept applies the freshness rule and records the serials of verified
-// signed envelopes in one ledger transaction, in order, returning an
-// error per envelope: a duplicate within the batch is refused as a
-// replay of the earlier one. A refusal changes nothing.
-func (r *Receiver) accept(senders []*envelope.SenderInfo) []error {
-	errs := make([]error, len(senders))
+// signed is a signed envelope verified whole, waiting for the ledger.
+type signed struct {
+	name   string
+	sender *envelope.SenderInfo
+	digest [32]byte // state.EnvelopeDigest
+}
+
+// signedOf is the verified signed envelope rd read to io.EOF.
+func signedOf(name string, rd *envelope.Reader) *signed {
+	h, p, tr, _ := rd.Hashes()
+	return &signed{name: name, sender: rd.Sender, digest: state.EnvelopeDigest(h, p, tr)}
+}
+
+// accept applies the freshness rule and records verified signed
+// envelopes in one ledger transaction, in order, returning an error per
+// envelope: a duplicate within the batch is refused as a replay of the
+// earlier one. A refusal changes nothing. With Reopen, an envelope the
+// ledger accepted before is looked up first.
+func (r *Receiver) accept(envs []*signed) []error {
+	errs := make([]error, len(envs))
+	if r.cfg.Store == nil {
+		for i := range errs {
+			errs[i] = errNoLedger
+		}
+		return errs
+	}
 	now := r.cfg.Now()
 	var items []state.AcceptItem
 	var idx []int
-	for i, s := range senders {
+	for i, e := range envs {
+		s := e.sender
+		if r.cfg.Reopen {
+			if again, err := r.reopen(e); again {
+				errs[i] = err
+				continue
+			}
+		}
 		if err := state.CheckFreshness(s.Time, now, r.cfg.MaxAge, r.cfg.MaxSkew); err != nil {
 			errs[i] = err
 			continue
 		}
-		items = append(items, state.AcceptItem{KeyID: s.KeyID, Stream: s.StreamID, Serial: s.Serial, Name: r.senderName(s.KeyID)})
+		items = append(items, state.AcceptItem{KeyID: s.KeyID, Stream: s.StreamID, Serial: s.Serial, Name: r.senderName(s.KeyID), Digest: e.digest})
 		idx = append(idx, i)
 	}
 	if len(items) == 0 {
 		return errs
 	}
-	if r.cfg.Store == nil {
-		for _, i := range idx {
-			errs[i] = errNoLedger
-		}
-		return errs
-	}
 	res := r.cfg.Store.AcceptBatch(context.Background(), items, r.cfg.Window, now)
 	for k, i := range idx {
-		errs[i] = res[k]
+		errs[i] = r.acceptedBefore(envs[i], res[k])
 	}
 	return errs
+}
+
+// reopen looks e up in the ledger for Reopen: again is false when the
+// ledger never accepted its serial (then it is opened as the first
+// time); otherwise err is nil for the very envelope accepted before
+// (Reopened is told), a replay refusal for another one.
+func (r *Receiver) reopen(e *signed) (again bool, err error) {
+	s := e.sender
+	a, err := r.cfg.Store.Accepted(context.Background(), s.KeyID, s.StreamID, s.Serial)
+	switch {
+	case errors.Is(err, state.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return true, err
+	case !a.SameEnvelope(e.digest):
+		return true, &NotSameError{Serial: s.Serial, Sender: r.senderName(s.KeyID), First: a}
+	}
+	if r.cfg.Reopened != nil {
+		r.cfg.Reopened(e.name, r.senderName(s.KeyID), a)
+	}
+	return true, nil
+}
+
+// acceptedBefore marks a replay refusal of the very envelope the ledger
+// accepted before as such (an *AcceptedBeforeError), so that the user
+// can be told about Reopen; other errors are returned as they are.
+func (r *Receiver) acceptedBefore(e *signed, err error) error {
+	var re *state.ReplayError
+	if !errors.As(err, &re) || re.TooOld || re.Invalid {
+		return err
+	}
+	s := e.sender
+	a, aerr := r.cfg.Store.Accepted(context.Background(), s.KeyID, s.StreamID, s.Serial)
+	if aerr != nil || !a.SameEnvelope(e.digest) {
+		return err
+	}
+	return &AcceptedBeforeError{Err: err, First: a}
+}
+
+// AcceptedBeforeError is a replay refusal of the very envelope the
+// ledger accepted before, byte for byte: Config.Reopen would open it
+// again. It wraps the ledger's refusal (state.ErrReplay).
+type AcceptedBeforeError struct {
+	Err   error
+	First *state.Acceptance
+}
+
+func (e *AcceptedBeforeError) Error() string { return e.Err.Error() }
+func (e *AcceptedBeforeError) Unwrap() error { return e.Err }
+
+// NotSameError is Reopen's refusal of an envelope whose serial the
+// ledger accepted for another envelope: a replay (state.ErrReplay).
+type NotSameError struct {
+	Serial uint64
+	Sender string
+	First  *state.Acceptance
+}
+
+func (e *NotSameError) Error() string {
+	at := e.First.At.UTC().Format(time.RFC3339)
+	if e.First.Digest == ([32]byte{}) {
+		return fmt.Sprintf("replayed envelope: serial %d from %s was accepted at %s, before the ledger kept envelope digests: it cannot be told apart from another envelope, so it is not opened again", e.Serial, e.Sender, at)
+	}
+	return fmt.Sprintf("replayed envelope: serial %d from %s was accepted at %s for another envelope; only that same envelope opens again", e.Serial, e.Sender, at)
+}
+
+func (e *NotSameError) Is(target error) bool { return target == state.ErrReplay }
+
+// UnreleasedError is a signed envelope the ledger accepted whose
+// plaintext could not then be released (a stream closed early, an
+// output that could not be moved into place). It counts as accepted:
+// Config.Reopen opens it again.
+type UnreleasedError struct {
+	Err    error
+	Serial uint64
+	Sender string
+}
+
+func (e *UnreleasedError) Error() string {
+	return fmt.Sprintf("%v (the envelope counts as accepted: serial %d from %s)", e.Err, e.Serial, e.Sender)
+}
+
+func (e *UnreleasedError) Unwrap() error { return e.Err }
+
+// unreleased wraps the failure to release an accepted envelope.
+func (r *Receiver) unreleased(s *envelope.SenderInfo, err error) error {
+	if err == nil || s == nil {
+		return err
+	}
+	return &UnreleasedError{Err: err, Serial: s.Serial, Sender: r.senderName(s.KeyID)}
 }
 
 var errNoLedger = errors.New("no replay ledger to record a signed envelope in")
@@ -262,6 +416,42 @@ func (r *Receiver) Rewrap(dst Output, src io.Reader, opts envelope.RewrapOptions
 		return nil, err
 	}
 	return res, nil
+}
+
+// Holder is an Identity that can tell, without unwrapping anything,
+// whether it holds the key a stanza names (token/keyring's Keyring can).
+type Holder interface {
+	Holds(id envelope.KeyID) (bool, error)
+}
+
+// notForUs turns the refusal of an untrusted sender into a
+// NoIdentityMatchError when the envelope is addressed to none of the
+// identities, since that is what the user must hear first (it was sent
+// to someone else). header reads the envelope's header again. Where an
+// identity cannot tell (not a Holder, or it fails), err stands.
+func (r *Receiver) notForUs(err error, header func() *format.Header) error {
+	var use *envelope.UnknownSenderError
+	if !errors.As(err, &use) {
+		return err
+	}
+	h := header()
+	if h == nil {
+		return err
+	}
+	ids := make([]envelope.KeyID, 0, len(h.Stanzas))
+	for _, s := range h.Stanzas {
+		ids = append(ids, envelope.KeyID(s.KeyID))
+		for _, idn := range r.cfg.Identities {
+			ho, ok := idn.(Holder)
+			if !ok {
+				return err
+			}
+			if held, herr := ho.Holds(envelope.KeyID(s.KeyID)); herr != nil || held {
+				return err
+			}
+		}
+	}
+	return &envelope.NoIdentityMatchError{KeyIDs: ids}
 }
 
 type noWatch struct{}

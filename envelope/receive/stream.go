@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/tokenseal/tokenseal/envelope"
+	"github.com/tokenseal/tokenseal/envelope/internal/format"
 )
 
 // Stream opens the envelope in src to dst, a stream that cannot be taken
@@ -31,7 +32,13 @@ func (r *Receiver) Stream(name string, src io.Reader, dst io.Writer) error {
 	rd, err := envelope.Open(io.TeeReader(r.cfg.Watch.Reader(src), tee), []envelope.Identity{m}, opts)
 	r.cfg.Watch.Started()
 	if err != nil {
-		return err
+		// The spool holds what was read: the header at least.
+		return r.notForUs(err, func() *format.Header {
+			if _, err := spool.Seek(0, io.SeekStart); err != nil {
+				return nil
+			}
+			return peekHeader(spool)
+		})
 	}
 	if rd.Sender == nil {
 		// Anonymous (allowed): stream directly, no spool needed.
@@ -44,18 +51,24 @@ func (r *Receiver) Stream(name string, src io.Reader, dst io.Writer) error {
 		return err
 	}
 	r.logOpened(name, &rd.Opened)
-	if err := r.accept([]*envelope.SenderInfo{rd.Sender})[0]; err != nil {
+	if err := r.accept([]*signed{signedOf(name, rd)})[0]; err != nil {
 		return err
 	}
 	if _, err := spool.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("reading spool file: %w", err)
 	}
+	return r.unreleased(rd.Sender, r.replay(spool, rd, m, opts, dst))
+}
+
+// replay decrypts the spooled envelope, verified and recorded already,
+// to dst, with the file key m remembers from the first pass.
+func (r *Receiver) replay(spool io.Reader, first *envelope.Reader, m *memo, opts *envelope.OpenOptions, dst io.Writer) error {
 	m.replay = true
 	again, err := envelope.Open(r.cfg.Watch.Reader(spool), []envelope.Identity{m}, opts)
 	if err != nil {
 		return err
 	}
-	if a, b := again.Sender, rd.Sender; a.KeyID != b.KeyID || a.StreamID != b.StreamID || a.Serial != b.Serial || !a.Time.Equal(b.Time) {
+	if a, b := again.Sender, first.Sender; a.KeyID != b.KeyID || a.StreamID != b.StreamID || a.Serial != b.Serial || !a.Time.Equal(b.Time) {
 		return errors.New("spool file changed under the envelope")
 	}
 	_, err = again.WriteTo(dst)

@@ -282,3 +282,33 @@ func (r *Keyring) Labels() (map[envelope.KeyID]string, error) {
 	}
 	return out, nil
 }
+
+// Holds reports whether the token holds a key that can open a stanza
+// addressed to id (one that can unwrap or derive): what Unwrap would
+// try, told without unwrapping anything.
+func (r *Keyring) Holds(id envelope.KeyID) (bool, error) {
+	idn, err := r.identity(id)
+	return idn != nil, err
+}
+
+// Sender returns the public key and label of the signing key on the
+// token whose key id is id, checked against its private key
+// ([token.Key.Check]: a replaced public-key object is refused), for
+// trusting the user's own keys as senders. A token without such a key
+// is [token.ErrKeyNotFound].
+func (r *Keyring) Sender(id envelope.KeyID) (crypto.PublicKey, string, error) {
+	r.mu.Lock()
+	keys, err := r.keys()
+	r.mu.Unlock()
+	if err != nil {
+		return nil, "", err
+	}
+	k := keys[id]
+	if k == nil || !k.Usage.CanSign() {
+		return nil, "", fmt.Errorf("%w: no signing key with key id %s on the token", token.ErrKeyNotFound, id)
+	}
+	if err := k.Check(); err != nil {
+		return nil, "", err
+	}
+	return k.Public(), k.Label, nil
+}
