@@ -76,8 +76,8 @@ func TestConcurrentOpen(t *testing.T) {
 			s, _ := strconv.ParseUint(m[1], 10, 64)
 			refusedBy[s] = true
 		}
-		if lines := strings.Count(stderr[p].String(), "\n"); lines != len(refusedBy) {
-			t.Errorf("process %d: %d stderr lines for %d replay refusals:\n%s", p, lines, len(refusedBy), stderr[p])
+		if lines := errorLines(t, stderr[p].String()); len(lines) != len(refusedBy) {
+			t.Errorf("process %d: %d error lines for %d replay refusals:\n%s", p, len(lines), len(refusedBy), stderr[p])
 		}
 		if s := stderr[p].String(); strings.Contains(s, "locked") || strings.Contains(s, "busy") {
 			t.Errorf("process %d: %s", p, s)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tokenseal/tokenseal/envelope"
+	"github.com/tokenseal/tokenseal/envelope/receive"
 	"github.com/tokenseal/tokenseal/envelope/state"
 	"github.com/tokenseal/tokenseal/token"
 )
@@ -30,6 +31,13 @@ func (e *usageError) Error() string { return e.msg }
 func usageErrorf(format string, a ...any) error {
 	return &usageError{fmt.Sprintf(format, a...)}
 }
+
+// reportedError is an error already printed (a batch prints its errors
+// as they come, in input order): it only gives the exit code.
+type reportedError struct{ err error }
+
+func (e *reportedError) Error() string { return e.err.Error() }
+func (e *reportedError) Unwrap() error { return e.err }
 
 // exitCode maps an error to the exit-code table, in one place. The order
 // matters: specific conditions before the generic token rule.
@@ -57,10 +65,16 @@ func hint(err error) string {
 	switch {
 	case errors.As(err, &ue):
 		return "run 'tokenseal help' for usage"
+	case errors.As(err, new(*receive.AcceptedBeforeError)):
+		return "this very envelope was opened before; 'tokenseal open --reopen' opens it again (that same envelope only)"
+	case errors.As(err, new(*receive.UnreleasedError)):
+		return "'tokenseal open --reopen' opens it again"
+	case errors.As(err, new(*state.StaleError)):
+		return "--max-age DURATION (e.g. 30d, or none) accepts older envelopes; --reopen opens again one this ledger accepted before"
 	case errors.Is(err, token.ErrNoPIN):
 		return "give the PIN with --pin-file FILE, TOKENSEAL_PIN or the config file's pin-file, or run where a terminal can ask for it (not with --batch)"
 	case errors.Is(err, token.ErrModuleNotFound):
-		return "install SoftHSM2 or OpenSC (scripts/install-deps.sh), or pass --module PATH / TOKENSEAL_MODULE"
+		return "install your token's PKCS#11 module (e.g. the opensc or softhsm2 package), or name it with --module PATH (TOKENSEAL_MODULE, config module)"
 	case errors.Is(err, token.ErrTokenAmbiguous):
 		return "no PIN was sent; choose one with --token-slot N (TOKENSEAL_TOKEN_SLOT)"
 	case errors.Is(err, token.ErrTokenNotFound):
@@ -85,18 +99,28 @@ func hint(err error) string {
 	return ""
 }
 
-// report prints err as one "tokenseal: error:" line (and maybe a hint) and
-// returns its exit code.
+// report prints err as one "tokenseal: error:" line (and maybe a hint)
+// unless it was printed already, and returns its exit code.
 func report(stderr io.Writer, err error) int {
 	code := exitCode(err)
-	if err == nil {
+	if err == nil || errors.As(err, new(*reportedError)) {
 		return code
 	}
-	fmt.Fprintf(stderr, "tokenseal: error: %s\n", oneLine(err.Error()))
-	if h := hint(err); h != "" {
-		fmt.Fprintf(stderr, "tokenseal: hint: %s\n", h)
-	}
+	printError(stderr, err, nil)
 	return code
+}
+
+// printError prints err as one "tokenseal: error:" line and its hint,
+// unless hinted (when not nil) holds that hint already: a batch's errors
+// share it.
+func printError(stderr io.Writer, err error, hinted map[string]bool) {
+	fmt.Fprintf(stderr, "tokenseal: error: %s\n", oneLine(err.Error()))
+	if h := hint(err); h != "" && !hinted[h] {
+		fmt.Fprintf(stderr, "tokenseal: hint: %s\n", h)
+		if hinted != nil {
+			hinted[h] = true
+		}
+	}
 }
 
 func oneLine(s string) string {

@@ -344,10 +344,7 @@ func (f *fleet) testExactlyOnce(t *testing.T) {
 				accepted++
 			}
 		}
-		lines := strings.Split(strings.TrimSpace(o.stderr.String()), "\n")
-		if o.stderr.Len() == 0 {
-			lines = nil
-		}
+		lines := errorLines(t, o.stderr.String())
 		want := 0
 		if accepted < fleetEnvelopes {
 			want = 5

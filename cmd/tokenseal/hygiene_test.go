@@ -22,7 +22,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/tokenseal/tokenseal/envelope"
 	ref "github.com/tokenseal/tokenseal/internal/reference"
 )
 
@@ -107,6 +109,10 @@ func TestSecretsHygiene(t *testing.T) {
 		return p
 	}
 	good := write("good.tseal", signed)
+	// Signed by a key on no token here (the token's own signing keys are
+	// trusted as the user's own).
+	stranger := write("stranger.tseal", sealTo(t, r.recipient(r.pems["x-p256"]),
+		&envelope.Sender{Signer: p256Key(t), StreamID: randomStream(), Serial: 1, Time: time.Now()}, plain))
 	flip := func(b []byte, i int) []byte {
 		b = bytes.Clone(b)
 		b[(i+len(b))%len(b)] ^= 1
@@ -135,7 +141,7 @@ func TestSecretsHygiene(t *testing.T) {
 		{"tampered MAC", exitEnvelope, nil, []string{"open", "-o", out, write("t3.tseal", flip(signed, hl-1))}},
 		{"tampered to stdout", exitEnvelope, nil, []string{"open", write("t4.tseal", flip(signed, hl+100))}},
 		{"truncated", exitEnvelope, nil, []string{"open", "-o", out, write("t5.tseal", signed[:len(signed)-200])}},
-		{"untrusted sender", exitEnvelope, map[string]string{"TOKENSEAL_STATE_DIR": r.path("empty-state")}, []string{"open", "-o", out, good}},
+		{"untrusted sender", exitEnvelope, nil, []string{"open", "-o", out, stranger}},
 		{"wrong key", exitEnvelope, nil, []string{"open", "--allow-anonymous", "-o", out, write("soft.tseal", softOnly)}},
 		{"missing module", exitToken, map[string]string{"TOKENSEAL_MODULE": r.path("nope.so")}, []string{"open", "-o", out, good}},
 		{"first open", exitOK, nil, []string{"open", "-o", out, good}},

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -19,10 +21,13 @@ var ledgerShowCommand = &cli.Command{
 
 var ledgerForgetCommand = &cli.Command{
 	Name:      "forget",
-	Usage:     "drop the ledger entries of sender NAME (its old envelopes become acceptable again)",
-	UsageText: "tokenseal ledger forget [--yes] NAME",
-	Flags:     []cli.Flag{flagStateDir, flagStateURL, &cli.BoolFlag{Name: "yes", Usage: "do not ask for confirmation"}},
-	Action:    ledgerForget,
+	Usage:     "drop the ledger entries of sender NAME, or of some of its streams (its old envelopes become acceptable again)",
+	UsageText: "tokenseal ledger forget [--yes] [--stream ID ...] NAME|KEY-ID",
+	Flags: []cli.Flag{flagStateDir, flagStateURL,
+		&cli.BoolFlag{Name: "yes", Usage: "do not ask for confirmation"},
+		&cli.StringSliceFlag{Name: "stream", Usage: "forget only the stream `ID` (as 'ledger show' lists it; repeatable)"},
+	},
+	Action: ledgerForget,
 }
 
 // ledgerJSON is one entry of `ledger show --json`.
@@ -64,21 +69,33 @@ func ledgerShow(c *cli.Context) error {
 		if name == "" {
 			name = "(untrusted)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", name, e.KeyID[:16], e.StreamID, e.Highest, e.Occupancy, e.LastAccepted)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", name, e.KeyID, e.StreamID, e.Highest, e.Occupancy, e.LastAccepted)
 	}
 	return tw.Flush()
 }
 
 func ledgerForget(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return usageErrorf("ledger forget takes NAME")
+		return usageErrorf("ledger forget takes NAME (a trusted name or a key id)")
 	}
 	name := c.Args().First()
+	var streams []uint64
+	for _, s := range c.StringSlice("stream") {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return usageErrorf("--stream %q is not a stream id (see 'tokenseal ledger show')", s)
+		}
+		streams = append(streams, n)
+	}
+	what := fmt.Sprintf("every accepted serial of %q", name)
+	if len(streams) > 0 {
+		what = fmt.Sprintf("the accepted serials of %q in stream(s) %s", name, strings.Join(c.StringSlice("stream"), ", "))
+	}
 	if !c.Bool("yes") {
 		if !canAsk(c) {
 			return usageErrorf("ledger forget needs --yes without a terminal to ask on (or with --batch)")
 		}
-		ok, err := confirm(fmt.Sprintf("Forget every accepted serial of %q? Its old envelopes would be accepted again.", name))
+		ok, err := confirm(fmt.Sprintf("Forget %s? Those old envelopes would be accepted again.", what))
 		if err != nil {
 			return err
 		}
@@ -91,9 +108,13 @@ func ledgerForget(c *cli.Context) error {
 		return err
 	}
 	defer st.Close()
-	n, err := st.Forget(context.Background(), name)
+	n, err := st.Forget(context.Background(), name, streams...)
 	if err != nil {
 		return err
+	}
+	if len(streams) > 0 && n < len(streams) {
+		fmt.Fprintf(c.App.Writer, "forgot %d of the %d stream(s) given of %q (the others are not in the ledger)\n", n, len(streams), name)
+		return nil
 	}
 	fmt.Fprintf(c.App.Writer, "forgot %d stream(s) of %q\n", n, name)
 	return nil

@@ -5,9 +5,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
@@ -20,14 +22,15 @@ import (
 var openCommand = &cli.Command{
 	Name:      "open",
 	Usage:     "decrypt envelopes addressed to a key on the token, verifying sender, freshness and replay",
-	UsageText: "tokenseal open [-o OUT] [--sender PUBKEY] [--allow-anonymous] [IN]\n   tokenseal open -o DIR IN...",
+	UsageText: "tokenseal open [-o OUT] [--sender PUBKEY] [--allow-anonymous] [--reopen] [IN]\n   tokenseal open -o DIR IN...",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the plaintext to `OUT` (default stdout); with several inputs, a directory"},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite OUT if it exists"},
 		&cli.StringSliceFlag{Name: "sender", Usage: "also trust the sender public key in `PUBKEY` (PEM/DER key or certificate) for this call (repeatable)"},
 		&cli.BoolFlag{Name: "allow-anonymous", Usage: "accept envelopes without a sender signature (they carry no replay protection)"},
-		&cli.DurationFlag{Name: "max-age", Value: 7 * 24 * time.Hour, Usage: "refuse signed envelopes whose timestamp is older than `DURATION`"},
-		&cli.DurationFlag{Name: "max-skew", Value: 5 * time.Minute, Usage: "refuse signed envelopes whose timestamp is more than `DURATION` in the future"},
+		&cli.StringFlag{Name: "max-age", Value: "7d", Usage: "refuse signed envelopes whose timestamp is older than `DURATION` (90m, 36h, 30d, or none)"},
+		&cli.StringFlag{Name: "max-skew", Value: "5m", Usage: "refuse signed envelopes whose timestamp is more than `DURATION` in the future (or none)"},
+		&cli.BoolFlag{Name: "reopen", Usage: "open again an envelope this ledger accepted before, if it is the very same one (rereading your archive); others open as usual"},
 		&cli.Uint64Flag{Name: "window", Value: state.DefaultWindow, Usage: "width of the anti-replay window in serial `NUMBERS`"},
 		flagStateDir,
 		flagStateURL,
@@ -72,6 +75,11 @@ func openAction(c *cli.Context) error {
 	}
 
 	if out == "" {
+		// A reader that stops early (| head) must not use a signed
+		// envelope up silently, as it would if SIGPIPE ended the
+		// process: caught, the write fails with EPIPE, and the error
+		// says the envelope counts as accepted (--reopen opens it again).
+		defer catchSIGPIPE()()
 		src, err := openInput(c.App.Reader, inputs[0])
 		if err != nil {
 			return err
@@ -157,10 +165,12 @@ func batchItems(c *cli.Context, inputs, outs []string) []receive.Item {
 	return items
 }
 
-// reportAll returns the first error of a batch, naming its input when
-// there are several, and reports the others.
+// reportAll prints a batch's errors in the order of the inputs, each
+// naming its input when there are several, with each hint once, and
+// returns the first (already printed: it only gives the exit code).
 func reportAll(c *cli.Context, inputs []string, errs []error) error {
 	var first error
+	hinted := map[string]bool{}
 	for i, err := range errs {
 		if err == nil {
 			continue
@@ -170,11 +180,13 @@ func reportAll(c *cli.Context, inputs []string, errs []error) error {
 		}
 		if first == nil {
 			first = err
-		} else {
-			report(c.App.ErrWriter, err)
 		}
+		printError(c.App.ErrWriter, err, hinted)
 	}
-	return first
+	if first == nil {
+		return nil
+	}
+	return &reportedError{first}
 }
 
 func inputName(in string) string {
@@ -215,15 +227,29 @@ func outputName(in string) string {
 // state directory's trusted senders and ledger, the limits, and the
 // anonymous rule (refused unless --allow-anonymous).
 func newReceiver(c *cli.Context, kr *keyring.Keyring, st *lazyState, w receive.Watcher) (*receive.Receiver, error) {
+	maxAge, err := durationFlag(c, "max-age")
+	if err != nil {
+		return nil, err
+	}
+	maxSkew, err := durationFlag(c, "max-skew")
+	if err != nil {
+		return nil, err
+	}
 	rcv := receive.New(receive.Config{
 		Identities:     []envelope.Identity{kr},
 		Store:          st,
+		Own:            ownSenders{kr},
 		AllowAnonymous: c.Bool("allow-anonymous"),
-		MaxAge:         c.Duration("max-age"),
-		MaxSkew:        c.Duration("max-skew"),
+		MaxAge:         maxAge,
+		MaxSkew:        maxSkew,
 		Window:         c.Uint64("window"),
 		Watch:          w,
 		Log:            slog.Default(),
+		Reopen:         c.Bool("reopen"),
+		Reopened: func(name, sender string, first *state.Acceptance) {
+			fmt.Fprintf(c.App.ErrWriter, "tokenseal: %s: opened again: serial %d from %s, first accepted at %s\n",
+				name, first.Serial, sender, first.At.UTC().Format(time.RFC3339))
+		},
 	})
 	for _, f := range c.StringSlice("sender") {
 		pub, err := readPublicKey(f)
@@ -262,3 +288,11 @@ type progressWatch struct {
 func (w progressWatch) Reader(r io.Reader) io.Reader { return w.p.Reader(r) }
 func (w progressWatch) Started()                     { w.p.Start() }
 func (w progressWatch) Spooled()                     { w.p.AddTotal(w.size) } // read twice
+
+// catchSIGPIPE makes writes to a closed pipe fail with EPIPE instead of
+// ending the process, until the function it returns is called.
+func catchSIGPIPE() func() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGPIPE)
+	return func() { signal.Stop(ch) }
+}

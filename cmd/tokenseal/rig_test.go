@@ -363,3 +363,23 @@ func testRand(t *testing.T) *mrand.Rand {
 }
 
 var replayedRE = regexp.MustCompile(`replayed envelope: serial (\d+) from (\S+) was accepted at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
+
+// errorLines returns the "tokenseal: error:" lines of stderr, and fails
+// on any other line but a hint, and on a hint given twice.
+func errorLines(t *testing.T, stderr string) []string {
+	t.Helper()
+	var errs []string
+	hints := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		switch {
+		case l == "":
+		case strings.HasPrefix(l, "tokenseal: error: "):
+			errs = append(errs, l)
+		case strings.HasPrefix(l, "tokenseal: hint: ") && !hints[l]:
+			hints[l] = true
+		default:
+			t.Errorf("stderr line %q (a hint given twice, or neither an error nor a hint)", l)
+		}
+	}
+	return errs
+}

@@ -29,12 +29,20 @@ var flagSync = &cli.BoolFlag{
 var sealCommand = &cli.Command{
 	Name:      "seal",
 	Usage:     "encrypt a file or stream to one or more recipients' public keys",
-	UsageText: "tokenseal seal -r RECIPIENT [-r ...] [-R RECIPIENTS_FILE] [--sign-with KEY | --anonymous] [-o OUT] [--armor] [IN]",
+	UsageText: "tokenseal seal -r RECIPIENT [-r ...] [-R RECIPIENTS_FILE] [--to-self KEY] [--sign-with KEY | --anonymous] [-o OUT] [--armor] [IN]",
 	Flags: append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "recipient", Aliases: []string{"r"}, Usage: "seal to `RECIPIENT`: a PEM/DER public key or certificate file, token:LABEL, or a pkcs11: URI (repeatable)"},
 		&cli.StringSliceFlag{Name: "recipients-file", Aliases: []string{"R"}, Usage: "read recipients from `FILE`, one a line, # comments (repeatable)"},
+		flagToSelf,
+		&cli.BoolFlag{Name: "no-to-self", Usage: "do not add the --to-self key (set in the environment or the config file) this time"},
 	}, envelopeWriteFlags()...),
 	Action: seal,
+}
+
+var flagToSelf = &cli.StringFlag{
+	Name:    "to-self",
+	Usage:   "also seal to `KEY`, your exchange key on the token (a label or a pkcs11: URI), so that you can open what you seal (as gpg's --encrypt-to)",
+	EnvVars: []string{"TOKENSEAL_TO_SELF"},
 }
 
 // envelopeWriteFlags are the flags of the commands that write an envelope
@@ -104,8 +112,14 @@ func seal(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if self := c.String("to-self"); self != "" && !c.Bool("no-to-self") {
+		if !keyring.IsSpec(self) {
+			self = "token:" + self
+		}
+		specs = append(specs, self)
+	}
 	if len(specs) == 0 {
-		return usageErrorf("seal needs at least one recipient (-r or -R)")
+		return usageErrorf("seal needs at least one recipient (-r, -R or --to-self)")
 	}
 	kr := newKeyring(c)
 	defer kr.Close()

@@ -95,6 +95,15 @@ func (l *lazyState) AcceptBatch(ctx context.Context, items []state.AcceptItem, w
 	return st.AcceptBatch(ctx, items, window, now)
 }
 
+// Accepted implements receive.Store.
+func (l *lazyState) Accepted(ctx context.Context, keyID [32]byte, stream, serial uint64) (*state.Acceptance, error) {
+	st, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return st.Accepted(ctx, keyID, stream, serial)
+}
+
 // Close closes the state database if it was opened.
 func (l *lazyState) Close() {
 	if l.st != nil {
