@@ -1,9 +1,12 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -57,14 +60,43 @@ func createOutput(path string, force bool, perm os.FileMode) (*atomicFile, error
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tokenseal-*")
 	if err != nil {
-		return nil, fmt.Errorf("creating output: %w", err)
+		return nil, fmt.Errorf("creating output %s: %w", path, cause(err))
 	}
 	if err := f.Chmod(perm &^ umask()); err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return nil, fmt.Errorf("creating output: %w", err)
+		return nil, fmt.Errorf("creating output %s: %w", path, cause(err))
 	}
 	return &atomicFile{File: f, final: path}, nil
+}
+
+// cause is the system error inside err, without the path it names: the
+// messages of an atomicFile name its final path, never a temporary one.
+func cause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
+}
+
+// Write writes to the output; an error names the final path.
+func (a *atomicFile) Write(p []byte) (int, error) {
+	n, err := a.File.Write(p)
+	if err != nil {
+		err = fmt.Errorf("writing output %s: %w", a.final, cause(err))
+	}
+	return n, err
+}
+
+// ReadFrom is io.Copy's way in: through Write, so that errors name the
+// final path.
+func (a *atomicFile) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(struct{ io.Writer }{a}, r)
 }
 
 // umask returns the process's umask, read from /proc/self/status (setting
@@ -100,7 +132,7 @@ func (e *outputExistsError) Error() string {
 // error is seen before anything is committed.
 func (a *atomicFile) Sync() error {
 	if err := a.File.Sync(); err != nil {
-		return fmt.Errorf("writing output: %w", err)
+		return fmt.Errorf("writing output %s: %w", a.final, cause(err))
 	}
 	return nil
 }
@@ -124,7 +156,7 @@ func (a *atomicFile) Commit(force, sync bool) error {
 	} else {
 		if err := a.File.Close(); err != nil {
 			a.Abort()
-			return fmt.Errorf("writing output: %w", err)
+			return fmt.Errorf("writing output %s: %w", a.final, cause(err))
 		}
 		if err := place(a.Name(), a.final, force); err != nil {
 			a.Abort()
@@ -150,8 +182,8 @@ func (a *atomicFile) linkUnnamed(force bool) error {
 	var err error
 	if force {
 		// Link under a hidden name, then rename over the final path.
-		tmp := filepath.Join(filepath.Dir(a.final), "."+filepath.Base(a.final)+".tokenseal-"+strconv.Itoa(os.Getpid()))
-		if err = link(tmp); err == nil {
+		var tmp string
+		if tmp, err = linkTemp(a.final, link); err == nil {
 			if err = os.Rename(tmp, a.final); err != nil {
 				os.Remove(tmp)
 			}
@@ -167,16 +199,33 @@ func (a *atomicFile) linkUnnamed(force bool) error {
 		return &outputExistsError{a.final}
 	}
 	if err != nil {
-		return fmt.Errorf("writing output: %w", err)
+		return fmt.Errorf("writing output %s: %w", a.final, cause(err))
 	}
 	return nil
+}
+
+// linkTemp links a file under a hidden name beside final that no one can
+// guess (random), made exclusively (link fails on a name that exists):
+// in a directory others can write to, nobody can make the commit fail
+// by taking the name first (issue 11, finding 6). It returns the name.
+func linkTemp(final string, link func(string) error) (string, error) {
+	var err error
+	for range 8 {
+		var b [12]byte
+		rand.Read(b[:])
+		tmp := filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+".tokenseal-"+hex.EncodeToString(b[:]))
+		if err = link(tmp); !errors.Is(err, os.ErrExist) {
+			return tmp, err
+		}
+	}
+	return "", err
 }
 
 // place moves the named temporary file tmp to final.
 func place(tmp, final string, force bool) error {
 	if force {
 		if err := os.Rename(tmp, final); err != nil {
-			return fmt.Errorf("writing output: %w", err)
+			return fmt.Errorf("writing output %s: %w", final, cause(err))
 		}
 		return nil
 	}
@@ -186,7 +235,7 @@ func place(tmp, final string, force bool) error {
 		if errors.Is(err, os.ErrExist) {
 			return &outputExistsError{final}
 		}
-		return fmt.Errorf("writing output: %w", err)
+		return fmt.Errorf("writing output %s: %w", final, cause(err))
 	}
 	os.Remove(tmp)
 	return nil
