@@ -44,18 +44,15 @@ func openAction(c *cli.Context) error {
 	if len(inputs) == 0 {
 		inputs = []string{""}
 	}
-	out := c.String("output")
-	if out == "-" {
-		out = ""
-	}
-	if len(inputs) > 1 {
-		fi, err := os.Stat(out)
-		if out == "" || err != nil || !fi.IsDir() {
-			return usageErrorf("with several inputs, -o must name an existing directory")
-		}
-	}
 	if c.Uint64("window") == 0 {
 		return usageErrorf("--window must be at least 1")
+	}
+	dst, outs, err := openTarget(c, inputs)
+	if err != nil {
+		return err
+	}
+	if f, ok := dst.(*os.File); ok && f != c.App.Writer {
+		defer f.Close()
 	}
 	kr := newKeyring(c)
 	defer kr.Close()
@@ -65,7 +62,7 @@ func openAction(c *cli.Context) error {
 	// goes to the terminal.
 	size := inputsSize(c.App.Reader, inputs)
 	var prog *progress
-	if out != "" || !isTTY(c.App.Writer) {
+	if !isTTY(dst) {
 		prog = newProgress(c, "opening", size)
 	}
 	defer prog.Stop()
@@ -74,7 +71,7 @@ func openAction(c *cli.Context) error {
 		return err
 	}
 
-	if out == "" {
+	if dst != nil {
 		// A reader that stops early (| head) must not use a signed
 		// envelope up silently, as it would if SIGPIPE ended the
 		// process: caught, the write fails with EPIPE, and the error
@@ -85,15 +82,11 @@ func openAction(c *cli.Context) error {
 			return err
 		}
 		defer src.Close()
-		if err := rcv.Stream(inputName(inputs[0]), src, c.App.Writer); err != nil {
+		if err := rcv.Stream(inputName(inputs[0]), src, dst); err != nil {
 			return err
 		}
 		prog.Finish()
 		return nil
-	}
-	outs, err := outputPaths(inputs, out)
-	if err != nil {
-		return err
 	}
 	errs := rcv.Batch(batchItems(c, inputs, outs))
 	// The bar ends before any error is reported.
@@ -103,6 +96,40 @@ func openAction(c *cli.Context) error {
 		prog.Finish()
 	}
 	return reportAll(c, inputs, errs)
+}
+
+// openTarget is where open writes: a stream for one input (standard
+// output, or a device or FIFO -o names), else one file per input: -o
+// itself, or under a directory -o names, by outputName.
+func openTarget(c *cli.Context, inputs []string) (io.Writer, []string, error) {
+	out := c.String("output")
+	if out == "" || out == "-" {
+		if len(inputs) > 1 {
+			return nil, nil, usageErrorf("with several inputs, -o must name a directory")
+		}
+		return c.App.Writer, nil, nil
+	}
+	dir, err := outputDir(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(inputs) > 1 {
+		if !dir {
+			return nil, nil, usageErrorf("with several inputs, -o must name a directory (end it with / to make one)")
+		}
+		outs, err := outputPaths(inputs, out)
+		return nil, outs, err
+	}
+	if f, err := outputStream(out); f != nil || err != nil {
+		return f, nil, err
+	}
+	if dir {
+		if inputs[0] == "" || inputs[0] == "-" {
+			return nil, nil, usageErrorf("-o %s is a directory: with standard input as the input, name the output file", out)
+		}
+		out = filepath.Join(out, outputName(inputs[0]))
+	}
+	return nil, []string{out}, nil
 }
 
 // outputPaths names the output of each input: out itself for one input,

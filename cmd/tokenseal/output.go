@@ -277,3 +277,49 @@ func openInput(stdin io.Reader, path string) (io.ReadCloser, error) {
 	}
 	return f, nil
 }
+
+// Paths users type for -o. A directory (one that exists, or any path
+// ending in "/", made if missing with mode 0700: it is to hold
+// plaintexts) takes each output under a name derived from its input. A
+// character device or a FIFO (-o /dev/null, -o /dev/stdout, a named
+// pipe) is written directly, as a stream: nothing can be taken back
+// there, so it is treated as standard output is.
+
+// outputDir reports whether the -o value out names a directory, making
+// one that ends in "/" if it is missing.
+func outputDir(out string) (bool, error) {
+	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+		return true, nil
+	}
+	if !strings.HasSuffix(out, "/") {
+		return false, nil
+	}
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return false, fmt.Errorf("creating output directory %s: %w", out, cause(err))
+	}
+	return true, nil
+}
+
+// outputStream opens out for writing when it is a character device or
+// a FIFO, itself or through one of the system's links to one (/dev/stdout,
+// /dev/fd/N); nil when it is neither. Other symbolic links are never
+// followed.
+func outputStream(out string) (*os.File, error) {
+	fi, err := os.Lstat(out)
+	if err != nil {
+		return nil, nil
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 && (strings.HasPrefix(out, "/dev/") || strings.HasPrefix(out, "/proc/self/fd/")) {
+		if fi, err = os.Stat(out); err != nil {
+			return nil, nil
+		}
+	}
+	if fi.Mode()&(fs.ModeCharDevice|fs.ModeNamedPipe) == 0 {
+		return nil, nil
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening output %s: %w", out, cause(err))
+	}
+	return f, nil
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
@@ -121,6 +122,13 @@ func seal(c *cli.Context) error {
 	if len(specs) == 0 {
 		return usageErrorf("seal needs at least one recipient (-r, -R or --to-self)")
 	}
+	stream, out, err := sealTarget(c, in, out)
+	if err != nil {
+		return err
+	}
+	if stream != nil {
+		defer stream.Close()
+	}
 	kr := newKeyring(c)
 	defer kr.Close()
 	recipients, err := resolveRecipients(kr, specs)
@@ -145,7 +153,9 @@ func seal(c *cli.Context) error {
 
 	var dst io.Writer = c.App.Writer
 	var af *atomicFile
-	if out != "" {
+	if stream != nil {
+		dst = stream
+	} else if out != "" {
 		if af, err = createOutput(out, c.Bool("force"), 0o644); err != nil {
 			return err
 		}
@@ -159,7 +169,7 @@ func seal(c *cli.Context) error {
 	// The progress bar (stderr on a terminal, big inputs) counts what
 	// ReadFrom reads; none when the envelope itself goes to the terminal.
 	var p *progress
-	if out != "" || !isTTY(c.App.Writer) {
+	if !isTTY(dst) {
 		p = newProgress(c, "sealing", inputSize(c.App.Reader, in))
 	}
 	defer p.Stop()
@@ -178,6 +188,35 @@ func seal(c *cli.Context) error {
 	}
 	p.Finish()
 	return nil
+}
+
+// sealTarget resolves -o: a device or FIFO is written directly (the
+// stream returned); a directory takes the envelope as IN.tseal (or
+// IN.tseal.asc with --armor) inside it; anything else is the file.
+func sealTarget(c *cli.Context, in, out string) (*os.File, string, error) {
+	if out == "" {
+		return nil, "", nil
+	}
+	f, err := outputStream(out)
+	if err != nil || f != nil {
+		if f != nil && !c.Bool("armor") && isTTY(f) {
+			f.Close()
+			return nil, "", usageErrorf("refusing to write a binary envelope to a terminal: use --armor")
+		}
+		return f, "", err
+	}
+	dir, err := outputDir(out)
+	if err != nil || !dir {
+		return nil, out, err
+	}
+	if in == "" || in == "-" {
+		return nil, "", usageErrorf("-o %s is a directory: with standard input as the input, name the output file", out)
+	}
+	name := filepath.Base(in) + ".tseal"
+	if c.Bool("armor") {
+		name += ".asc"
+	}
+	return nil, filepath.Join(out, name), nil
 }
 
 // senderFor finds the signing key on the token and reserves the next
