@@ -34,62 +34,96 @@ type flagWord struct {
 	name  string
 }
 
+// cmdLine is a command line read with the command tree: the commands it
+// names, its flags and its other arguments.
+type cmdLine struct {
+	prog      string
+	path      []*cli.Command // the commands named, in order
+	flags     []flagWord
+	positions []string
+	dashdash  bool // "--" was given
+	complete  bool // it ended in completionFlag
+}
+
+// parseCmdLine reads args (args[0] is the program).
+func parseCmdLine(app *cli.App, args []string) *cmdLine {
+	l := &cmdLine{}
+	if len(args) == 0 {
+		return l
+	}
+	l.prog = args[0]
+	rest := args[1:]
+	if n := len(rest); n > 0 && rest[n-1] == completionFlag {
+		l.complete, rest = true, rest[:n-1]
+	}
+	for i := 0; i < len(rest); i++ {
+		w := rest[i]
+		switch {
+		case l.dashdash:
+			l.positions = append(l.positions, w)
+		case w == "--":
+			l.dashdash = true
+		case len(w) > 1 && w[0] == '-':
+			name, _, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
+			fw := flagWord{words: []string{w}, name: name}
+			if !hasValue && takesValue(app, l.path, name) && i+1 < len(rest) {
+				i++
+				fw.words = append(fw.words, rest[i])
+			}
+			l.flags = append(l.flags, fw)
+		case len(l.positions) == 0 && subcommand(app, l.path, w) != nil:
+			l.path = append(l.path, subcommand(app, l.path, w))
+		default:
+			l.positions = append(l.positions, w)
+		}
+	}
+	return l
+}
+
 // reorderArgs returns args (args[0] is the program) in the order
 // urfave/cli parses. It never drops or changes a word.
 func reorderArgs(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
-	rest := args[1:]
-	complete := false
-	if n := len(rest); rest[n-1] == completionFlag {
-		complete, rest = true, rest[:n-1]
+	return parseCmdLine(app, args).reordered(app)
+}
+
+// reordered is the command line in urfave/cli's order.
+func (l *cmdLine) reordered(app *cli.App) []string {
+	levels := make([][]string, len(l.path)+1) // 0: the program
+	for _, f := range l.flags {
+		lv := flagLevel(app, l.path, f.name)
+		levels[lv] = append(levels[lv], f.words...)
 	}
-	var (
-		path      []*cli.Command // the commands named, in order
-		flags     []flagWord
-		positions []string
-		dashdash  bool
-	)
-	for i := 0; i < len(rest); i++ {
-		w := rest[i]
-		switch {
-		case dashdash:
-			positions = append(positions, w)
-		case w == "--":
-			dashdash = true
-		case len(w) > 1 && w[0] == '-':
-			name, _, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
-			fw := flagWord{words: []string{w}, name: name}
-			if !hasValue && takesValue(app, path, name) && i+1 < len(rest) {
-				i++
-				fw.words = append(fw.words, rest[i])
-			}
-			flags = append(flags, fw)
-		case len(positions) == 0 && subcommand(app, path, w) != nil:
-			path = append(path, subcommand(app, path, w))
-		default:
-			positions = append(positions, w)
-		}
-	}
-	levels := make([][]string, len(path)+1) // 0: the program
-	for _, f := range flags {
-		l := flagLevel(app, path, f.name)
-		levels[l] = append(levels[l], f.words...)
-	}
-	out := append([]string{args[0]}, levels[0]...)
-	for i, c := range path {
+	out := append([]string{l.prog}, levels[0]...)
+	for i, c := range l.path {
 		out = append(out, c.Name)
 		out = append(out, levels[i+1]...)
 	}
-	if dashdash {
+	if l.dashdash {
 		out = append(out, "--")
 	}
-	out = append(out, positions...)
-	if complete {
+	out = append(out, l.positions...)
+	if l.complete {
 		out = append(out, completionFlag)
 	}
 	return out
+}
+
+// typed returns the names (each flag's first name) of the flags given on
+// the command line, as opposed to their environment variables.
+func (l *cmdLine) typed(app *cli.App) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range l.flags {
+		for lv := len(l.path); lv >= 0; lv-- {
+			if def := findFlag(levelFlags(app, l.path, lv), f.name); def != nil {
+				m[def.Names()[0]] = true
+				break
+			}
+		}
+	}
+	return m
 }
 
 // subcommand returns the subcommand of the last command on path (or of

@@ -168,7 +168,39 @@ func loadConfig(explicit string) (*fileConfig, error) {
 	return parseConfig(path, data)
 }
 
-const configMetadataKey = "tokenseal.config"
+// App metadata: the config file read, the flags it set, and the flags
+// the command line gave (see levelOf).
+const (
+	configMetadataKey     = "tokenseal.config"
+	fromConfigMetadataKey = "tokenseal.from-config"
+	typedMetadataKey      = "tokenseal.typed"
+)
+
+// level is where a setting came from; a higher level wins (flag >
+// environment > config file > default).
+type level int
+
+const (
+	levelDefault level = iota
+	levelConfig
+	levelEnv
+	levelFlag
+)
+
+// levelOf says where the value of the string flag name came from:
+// levelDefault when it is empty.
+func levelOf(c *cli.Context, name string) level {
+	if c.String(name) == "" {
+		return levelDefault
+	}
+	if m, _ := c.App.Metadata[fromConfigMetadataKey].(map[string]bool); m[name] {
+		return levelConfig
+	}
+	if m, _ := c.App.Metadata[typedMetadataKey].(map[string]bool); m[name] {
+		return levelFlag
+	}
+	return levelEnv
+}
 
 // applyConfig sets the string flags of the running command from the
 // config file when neither the command line nor the environment gave them
@@ -197,6 +229,12 @@ func applyConfig(c *cli.Context) error {
 		if err := c.Set(sf.Name, v); err != nil {
 			return &configError{path: cfg.path, msg: sf.Name, err: err}
 		}
+		from, _ := c.App.Metadata[fromConfigMetadataKey].(map[string]bool)
+		if from == nil {
+			from = map[string]bool{}
+			c.App.Metadata[fromConfigMetadataKey] = from
+		}
+		from[sf.Name] = true
 		slog.Debug("setting from config file", "flag", sf.Name, "value", v, "config", cfg.path)
 	}
 	return nil

@@ -31,6 +31,8 @@ func main() {
 // the CLI can be driven in-process by tests.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.Run(reorderArgs(app, args))
+	line := parseCmdLine(app, args)
+	app.Metadata = map[string]any{typedMetadataKey: line.typed(app)}
+	err := app.Run(line.reordered(app))
 	return report(stderr, err)
 }

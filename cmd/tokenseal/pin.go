@@ -6,21 +6,50 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/tokenseal/tokenseal/token"
+	"github.com/tokenseal/tokenseal/token/keyring"
 	"github.com/urfave/cli/v2"
 )
 
-// userPIN returns the user PIN from --pin-file (exactly one trailing
-// newline stripped), then TOKENSEAL_PIN. An empty result means: let the
-// token package try a URI pin-source, then the prompt. Whatever the
-// source, the token package refuses a PIN that cannot be right (a control
-// character, a length the token does not take) before it is sent.
+// userPIN finds the user PIN as every setting is found: the command
+// line, then the environment, then the config file. Each level tries its
+// PIN file, then (the environment) TOKENSEAL_PIN, then the pin-source of
+// a pkcs11: URI given as the token at that level:
+//
+//	--pin-file, the pin-source of --token URI
+//	TOKENSEAL_PIN_FILE, TOKENSEAL_PIN, the pin-source of TOKENSEAL_TOKEN
+//	the config's pin-file, the pin-source of the config's token
+//
+// then the prompt. "" means: no PIN here, the token package reads the
+// URI's pin-source (when it won), else prompts. Whatever the source, the
+// token package refuses a PIN that cannot be right (a control character,
+// a length the token does not take) before it is sent.
 func userPIN(c *cli.Context) (string, error) {
-	if f := c.String("pin-file"); f != "" {
-		return token.ReadPINFile(f)
+	pinAt, uriAt := levelOf(c, "pin-file"), levelOf(c, "token")
+	uriPIN := uriHas(c.String("token"), "pin-source")
+	for lv := levelFlag; lv > levelDefault; lv-- {
+		switch {
+		case pinAt == lv:
+			return token.ReadPINFile(c.String("pin-file"))
+		case lv == levelEnv && os.Getenv("TOKENSEAL_PIN") != "":
+			return os.Getenv("TOKENSEAL_PIN"), nil
+		case uriAt == lv && uriPIN:
+			return "", nil
+		}
 	}
-	return os.Getenv("TOKENSEAL_PIN"), nil
+	return "", nil
+}
+
+// uriHas reports whether s is a pkcs11: URI with the query attribute
+// attr. A URI that does not parse has none (token.Open refuses it).
+func uriHas(s, attr string) bool {
+	if !keyring.IsSpec(s) || strings.HasPrefix(s, "token:") {
+		return false
+	}
+	u, err := token.ParseURI(s)
+	return err == nil && u.Query[attr] != ""
 }
 
 // maxPINPrompts bounds the PIN prompts of one run, as sudo and
@@ -83,8 +112,13 @@ func againFunc() func(token.Info, error) bool {
 // comes from: --pin-file or TOKENSEAL_PIN (empty: the URI's pin-source,
 // then the prompt).
 func tokenConfig(c *cli.Context) (token.Config, error) {
+	// A URI's module-path wins over a module given at a lower level.
+	module := c.String("module")
+	if uriHas(c.String("token"), "module-path") && levelOf(c, "token") > levelOf(c, "module") {
+		module = ""
+	}
 	cfg := token.Config{
-		Module: c.String("module"),
+		Module: module,
 		Token:  c.String("token"),
 		Serial: c.String("token-serial"),
 		Prompt: promptFunc(c),

@@ -19,11 +19,12 @@ var flagStateURL = &cli.StringFlag{
 	EnvVars: []string{"TOKENSEAL_STATE_URL"},
 }
 
-// stateSpec is the store the user chose: --state-url (or its environment
-// variable or config key), else the state directory. A URL holding a
-// password is refused unless it came from the environment.
+// stateSpec is the store the user chose: the state URL or the state
+// directory, whichever was given at the higher level (flag > environment
+// > config file; at one level the URL), else the default directory. A
+// URL holding a password is refused unless it came from the environment.
 func stateSpec(c *cli.Context) (string, error) {
-	if u := c.String("state-url"); u != "" {
+	if u := c.String("state-url"); u != "" && levelOf(c, "state-url") >= levelOf(c, "state-dir") {
 		if postgres.HasPassword(u) && u != os.Getenv(flagStateURL.EnvVars[0]) {
 			return "", passwordError("--state-url")
 		}

@@ -46,17 +46,9 @@ func tokenInit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	user, err := userPIN(c)
+	user, err := newUserPIN(c)
 	if err != nil {
 		return err
-	}
-	if user == "" {
-		if !canAsk(c) {
-			return fmt.Errorf("%w: no user pin: use --pin-file or TOKENSEAL_PIN", token.ErrNoPIN)
-		}
-		if user, err = readNew("user PIN"); err != nil {
-			return err
-		}
 	}
 	info, err := token.InitToken(c.String("module"), label, so, user)
 	if err != nil {
@@ -80,4 +72,20 @@ func readNew(what string) (string, error) {
 		return "", usageErrorf("the two %ss differ", what)
 	}
 	return a, nil
+}
+
+// newUserPIN is the user PIN a new token gets: from --pin-file or
+// TOKENSEAL_PIN_FILE, TOKENSEAL_PIN, or asked twice on the terminal;
+// never from the config file's pin-file, which names the PIN of the
+// token in daily use, not of a new one.
+func newUserPIN(c *cli.Context) (string, error) {
+	switch {
+	case levelOf(c, "pin-file") > levelConfig:
+		return token.ReadPINFile(c.String("pin-file"))
+	case os.Getenv("TOKENSEAL_PIN") != "":
+		return os.Getenv("TOKENSEAL_PIN"), nil
+	case canAsk(c):
+		return readNew("user PIN")
+	}
+	return "", fmt.Errorf("%w: no user pin for the new token: give --pin-file FILE or TOKENSEAL_PIN (the config file's pin-file is never used for a new token)", token.ErrNoPIN)
 }
