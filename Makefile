@@ -1,8 +1,22 @@
-# tokenseal: make demo, make test.
+# tokenseal: make demo, make test, make install.
 GO ?= go
 TEST_TIMEOUT ?= 10m
+# The version --version prints: git describe of this tree (a tag, commits
+# since it and the commit; "dev" outside a git checkout).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build test demo fmt deps vet clean
+# make install PREFIX=/usr DESTDIR=/tmp/pkg: the binary, the man page and
+# the bash, zsh and fish completions, the last three made by the binary.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man/man1
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+
+.PHONY: all build test demo fmt deps vet clean install install-files uninstall
 
 all: build
 
@@ -11,7 +25,25 @@ deps:
 
 build:
 	mkdir -p bin
-	$(GO) build -o bin/tokenseal ./cmd/tokenseal
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/tokenseal ./cmd/tokenseal
+
+install: build
+	$(MAKE) install-files TOKENSEAL=bin/tokenseal
+
+# install-files installs the binary TOKENSEAL names, with what it makes
+# of itself (never reading a user's config file while it does).
+TOKENSEAL ?= bin/tokenseal
+install-files:
+	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MANDIR)" "$(DESTDIR)$(BASHCOMPDIR)" "$(DESTDIR)$(ZSHCOMPDIR)" "$(DESTDIR)$(FISHCOMPDIR)"
+	install -m 0755 "$(TOKENSEAL)" "$(DESTDIR)$(BINDIR)/tokenseal"
+	TOKENSEAL_CONFIG=/dev/null "$(TOKENSEAL)" man > "$(DESTDIR)$(MANDIR)/tokenseal.1"
+	TOKENSEAL_CONFIG=/dev/null "$(TOKENSEAL)" completion bash > "$(DESTDIR)$(BASHCOMPDIR)/tokenseal"
+	TOKENSEAL_CONFIG=/dev/null "$(TOKENSEAL)" completion zsh > "$(DESTDIR)$(ZSHCOMPDIR)/_tokenseal"
+	TOKENSEAL_CONFIG=/dev/null "$(TOKENSEAL)" completion fish > "$(DESTDIR)$(FISHCOMPDIR)/tokenseal.fish"
+	chmod 0644 "$(DESTDIR)$(MANDIR)/tokenseal.1" "$(DESTDIR)$(BASHCOMPDIR)/tokenseal" "$(DESTDIR)$(ZSHCOMPDIR)/_tokenseal" "$(DESTDIR)$(FISHCOMPDIR)/tokenseal.fish"
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/tokenseal" "$(DESTDIR)$(MANDIR)/tokenseal.1" "$(DESTDIR)$(BASHCOMPDIR)/tokenseal" "$(DESTDIR)$(ZSHCOMPDIR)/_tokenseal" "$(DESTDIR)$(FISHCOMPDIR)/tokenseal.fish"
 
 # Installs the three PKCS#11 implementations the tests run on (SoftHSM2,
 # tpm2-pkcs11 on swtpm, opencryptoki) when missing; the tests fail (never
@@ -32,7 +64,7 @@ fmt:
 .PHONY: man
 man:
 	mkdir -p man
-	$(GO) run ./cmd/tokenseal man > man/tokenseal.1.tmp
+	TOKENSEAL_CONFIG=/dev/null $(GO) run -ldflags "$(LDFLAGS)" ./cmd/tokenseal man > man/tokenseal.1.tmp
 	mv man/tokenseal.1.tmp man/tokenseal.1
 
 clean:

@@ -118,6 +118,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		},
 		Action: groupAction,
 	}
+	cli.VersionPrinter = printVersion
 	app.OnUsageError = onUsageError
 	for _, c := range app.Commands {
 		setUsageErrors(c)

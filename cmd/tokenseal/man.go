@@ -9,13 +9,12 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// manCommand prints the manual page; `make man` writes it to
-// man/tokenseal.1. Hidden: it is a build step, not something a user needs
-// in --help.
+// manCommand prints the manual page (`make man` writes it to
+// man/tokenseal.1, `make install` installs it): `tokenseal man | man -l -`
+// reads it without installing anything.
 var manCommand = &cli.Command{
-	Name:   "man",
-	Usage:  "print the tokenseal(1) manual page (roff), generated from the command definitions",
-	Hidden: true,
+	Name:  "man",
+	Usage: "print the tokenseal(1) manual page (read it with: tokenseal man | man -l -)",
 	Action: func(c *cli.Context) error {
 		page, err := manPage(c.App)
 		if err != nil {
@@ -113,6 +112,44 @@ serial counters, trusted senders and the replay ledger.
 **0** success; **1** other error; **2** usage error; **3** token error (module,
 token, login, key); **4** envelope rejected (malformed, tampered, not
 addressed to this token, bad or untrusted signature); **5** replay rejected.
-`)
+` + manExamples)
 	return b.String()
 }
+
+const manExamples = `
+# EXAMPLES
+
+Once: give your public key to the people who send you files, and trust theirs.
+
+    tokenseal key export --label alice -o alice.pem
+    tokenseal trust add bob bob-sign.pem
+
+Seal a file to bob, signed with your key (sign-with in the config file), and to yourself:
+
+    tokenseal seal -r bob.pem --to-self alice report.pdf > report.pdf.tseal
+
+Open what bob sent, one file to standard output, or many into a directory (one PIN prompt):
+
+    tokenseal open from-bob.tseal > notes.txt
+    tokenseal open -o inbox/ *.tseal
+
+Read a file from your archive again (an envelope the ledger accepted before; that same envelope only):
+
+    tokenseal open --reopen old.tseal
+
+Who can open it and who signed it, without a token or PIN:
+
+    tokenseal inspect q3.tseal
+
+Keys, on a token you set up once:
+
+    tokenseal key generate --label alice --type p256 --usage exchange
+    tokenseal key generate --label alice-sign --type p256 --usage sign
+    tokenseal key list
+
+# SEE ALSO
+
+**gpg**(1), **age**(1), **openssl-cms**(1), **pkcs11-tool**(1), **softhsm2-util**(1), **p11tool**(1).
+The README and the pages under docs/ in tokenseal's source: daily use, every flag and JSON field,
+tokens, doctor and provisioning, the envelope format (envelope/FORMAT.md), guarantees and limits.
+`

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -32,6 +33,10 @@ func TestScripts(t *testing.T) {
 	if _, err := softhsmtest.FindModule(); err != nil {
 		t.Fatal(err) // never skip: CI must have SoftHSM2
 	}
+	repo, err := filepath.Abs("../..") // for make install
+	if err != nil {
+		t.Fatal(err)
+	}
 	testscript.Run(t, testscript.Params{
 		Dir:  "testdata",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"exits": cmdExits, "flipbyte": cmdFlipByte, "truncate": cmdTruncate, "armor": cmdArmor},
@@ -55,6 +60,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("GORACE", "atexit_sleep_ms=0")
 			// Never ask on the terminal of whoever runs the tests.
 			env.Setenv("TOKENSEAL_BATCH", "1")
+			env.Setenv("REPO", repo)
 			return nil
 		},
 	})
