@@ -6,7 +6,8 @@
 # (the tests make tokens and foreign keys with it), openssl, PostgreSQL
 # (initdb and postgres for the shared-ledger tests: internal/pgtest starts
 # its own server from /usr/lib/postgresql/VERSION/bin), and a C compiler
-# (miekg/pkcs11 uses cgo; go test -race needs it too).
+# (miekg/pkcs11 uses cgo; go test -race needs it too), and zsh and fish
+# (the shell completion tests run the scripts in bash, zsh and fish).
 # Uses sudo only when not root. Safe to run again: does nothing when all
 # are present.
 set -euo pipefail
@@ -38,9 +39,11 @@ have_file /usr/sbin/pkcsslotd || need opencryptoki
 have_cmd openssl || need openssl
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need postgresql
 have_cmd "${CC:-gcc}" || have_cmd cc || need gcc libc6-dev
+have_cmd zsh || need zsh
+have_cmd fish || need fish
 
 if [ "${#pkgs[@]}" -eq 0 ]; then
-	echo "install-deps: softhsm2, opensc, swtpm, tpm2-pkcs11, tpm2-abrmd, dbus, opencryptoki, openssl, postgresql and a C compiler already installed"
+	echo "install-deps: softhsm2, opensc, swtpm, tpm2-pkcs11, tpm2-abrmd, dbus, opencryptoki, openssl, postgresql, a C compiler, zsh and fish already installed"
 	exit 0
 fi
 

@@ -19,19 +19,11 @@ import (
 // [CheckPIN], else [ErrPINInvalid]. It returns the token's description as
 // of the change.
 func ChangePIN(cfg Config, newPIN func() (string, error)) (Info, error) {
-	sel, err := resolveSelector(cfg)
-	if err != nil {
-		return Info{}, err
-	}
-	m, err := loadModule(sel.module)
+	m, sel, info, err := selectToken(cfg)
 	if err != nil {
 		return Info{}, err
 	}
 	defer m.close()
-	info, err := m.find(sel)
-	if err != nil {
-		return Info{}, err
-	}
 	sh, old, err := m.loginAsking(cfg, sel.uri, info)
 	if err != nil {
 		return Info{}, err

@@ -62,11 +62,7 @@ type Config struct {
 //
 // On any failure the module is finalized and released, in one place.
 func Open(cfg Config) (_ *Token, err error) {
-	sel, err := resolveSelector(cfg)
-	if err != nil {
-		return nil, err
-	}
-	m, err := loadModule(sel.module)
+	m, sel, info, err := selectToken(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -75,10 +71,6 @@ func Open(cfg Config) (_ *Token, err error) {
 			m.close()
 		}
 	}()
-	info, err := m.find(sel)
-	if err != nil {
-		return nil, err
-	}
 	slog.Debug("token selected", "slot", info.Slot, "label", info.Label, "serial", info.Serial)
 	sh, _, err := m.loginAsking(cfg, sel.uri, info)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -314,5 +315,29 @@ func TestPromptAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 		tok.Close()
+	})
+}
+
+// TestPublicLabels: the labels of a token's keys, read without a PIN.
+func TestPublicLabels(t *testing.T) {
+	p11test.Each(t, func(t *testing.T, pt *p11test.Token) {
+		tok, err := token.Open(token.Config{Module: pt.Module, Token: pt.Label, PIN: pt.PIN})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range []string{"lbl-b", "lbl-a"} {
+			if _, err := tok.GenerateKey(l, "rsa-2048", token.UsageExchange); err != nil {
+				tok.Close()
+				t.Fatal(err)
+			}
+		}
+		tok.Close()
+		got, err := token.PublicLabels(token.Config{Module: pt.Module, Token: pt.Label, Prompt: func(string) (string, error) {
+			t.Error("a PIN was asked for")
+			return "", nil
+		}})
+		if err != nil || !slices.Contains(got, "lbl-a") || !slices.Contains(got, "lbl-b") || !slices.IsSorted(got) {
+			t.Fatalf("PublicLabels = %q, %v", got, err)
+		}
 	})
 }

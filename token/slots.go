@@ -121,6 +121,26 @@ type selector struct {
 	uri           *URI
 }
 
+// selectToken loads the module cfg names and finds the one token it
+// selects, before any PIN: the first step of [Open], [ChangePIN] and
+// [PublicLabels]. On error the module is released.
+func selectToken(cfg Config) (*module, selector, Info, error) {
+	sel, err := resolveSelector(cfg)
+	if err != nil {
+		return nil, selector{}, Info{}, err
+	}
+	m, err := loadModule(sel.module)
+	if err != nil {
+		return nil, selector{}, Info{}, err
+	}
+	info, err := m.find(sel)
+	if err != nil {
+		m.close()
+		return nil, selector{}, Info{}, err
+	}
+	return m, sel, info, nil
+}
+
 // resolveSelector applies a pkcs11: URI in cfg.Token: the label, serial,
 // slot-id and module-path it names, which must agree with the other
 // fields when both are given.

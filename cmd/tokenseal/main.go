@@ -31,6 +31,9 @@ func main() {
 // the CLI can be driven in-process by tests.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
+	if len(args) > 1 && args[1] == completeCommand {
+		return runComplete(app, args[2:], stdout)
+	}
 	line := parseCmdLine(app, args)
 	app.Metadata = map[string]any{typedMetadataKey: line.typed(app)}
 	err := app.Run(line.reordered(app))
