@@ -14,7 +14,7 @@ import (
 )
 
 // TestDoctorJSONShape pins the field names of `doctor --json`, which
-// README.md documents as stable: every object has exactly the documented
+// docs/tokens.md documents as stable: every object has exactly the documented
 // fields (those marked optional may be left out).
 func TestDoctorJSONShape(t *testing.T) {
 	st := softhsmtest.New(t)

@@ -12,7 +12,7 @@ import (
 	"github.com/tokenseal/tokenseal/token"
 )
 
-// Exit codes: the one table, documented in README.md. Nothing at 126 or
+// Exit codes: the one table, documented in README.md and the man page. Nothing at 126 or
 // above.
 const (
 	exitOK       = 0 // success

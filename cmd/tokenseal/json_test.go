@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestJSONFieldNames pins the --json field names documented in README.md
+// TestJSONFieldNames pins the --json field names documented in docs/usage.md
 // ("JSON output"): renaming one breaks scripts, so it must be deliberate.
 func TestJSONFieldNames(t *testing.T) {
 	for _, c := range []struct {
@@ -26,7 +26,7 @@ func TestJSONFieldNames(t *testing.T) {
 			got = append(got, name)
 		}
 		if !slices.Equal(got, c.want) {
-			t.Errorf("%s --json fields: %v, want %v (update README.md too)", c.cmd, got, c.want)
+			t.Errorf("%s --json fields: %v, want %v (update docs/usage.md too)", c.cmd, got, c.want)
 		}
 	}
 }

@@ -102,7 +102,7 @@ func (c countingIdentity) Unwrap(s []*envelope.Stanza) ([]byte, error) {
 
 // A stream that fails (a full standard output) is an error. The signed
 // envelope was recorded before its plaintext was written, so it is used
-// up: README, "Nothing unauthenticated is released".
+// up: docs/security.md, "Nothing unauthenticated is released".
 func TestStreamFullOutput(t *testing.T) {
 	r := newRig(t)
 	alice := p256(t)
