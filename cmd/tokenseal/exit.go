@@ -16,7 +16,7 @@ import (
 const (
 	exitOK       = 0 // success
 	exitOther    = 1 // any other error
-	exitUsage    = 2 // bad command line
+	exitUsage    = 2 // bad command line (a key file marked for another use included)
 	exitToken    = 3 // module not loadable, token absent, login failed, key not found or of the wrong kind
 	exitEnvelope = 4 // envelope rejected: malformed, tampered, truncated, not addressed to a key here, bad signature
 	exitReplay   = 5 // replay rejected
@@ -38,7 +38,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, envelope.ErrKeyRole):
 		return exitUsage
 	case errors.Is(err, state.ErrReplay):
 		return exitReplay

@@ -97,15 +97,16 @@ func rewrap(c *cli.Context) error {
 }
 
 // parseKeyIDOrFile reads a key id in hex, or the key id of the public key
-// in a file.
+// in a file (whatever the file says the key is for).
 func parseKeyIDOrFile(s string) (envelope.KeyID, error) {
 	if b, err := hex.DecodeString(s); err == nil && len(b) == 32 {
 		return envelope.KeyID(b), nil
 	}
-	if _, err := os.Stat(s); err != nil {
+	data, err := os.ReadFile(s)
+	if err != nil {
 		return envelope.KeyID{}, usageErrorf("--remove-recipient %s: not a 64-hex-digit key id nor a readable file", s)
 	}
-	pub, err := readPublicKey(s)
+	pub, err := envelope.ParsePublicKey(data)
 	if err != nil {
 		return envelope.KeyID{}, &recipientError{s, err}
 	}
