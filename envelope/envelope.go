@@ -150,15 +150,24 @@ func (e *ParseError) Unwrap() error {
 }
 
 // NoIdentityMatchError is returned by Open when no identity can unwrap any
-// stanza. It names the key identifiers the envelope was addressed to.
+// stanza. KeyIDs are the key identifiers the envelope was addressed to;
+// its message names the first few (a header may hold 4096).
 type NoIdentityMatchError struct {
 	KeyIDs []KeyID
 }
 
+// maxNamedKeyIDs bounds the key identifiers NoIdentityMatchError's
+// message names.
+const maxNamedKeyIDs = 4
+
 func (e *NoIdentityMatchError) Error() string {
-	ids := make([]string, len(e.KeyIDs))
-	for i, id := range e.KeyIDs {
+	n := min(len(e.KeyIDs), maxNamedKeyIDs)
+	ids := make([]string, n, n+1)
+	for i, id := range e.KeyIDs[:n] {
 		ids[i] = id.String()
+	}
+	if more := len(e.KeyIDs) - n; more > 0 {
+		ids = append(ids, fmt.Sprintf("and %d more", more))
 	}
 	return "envelope is not addressed to any available key; it is addressed to " + strings.Join(ids, ", ")
 }
