@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // printDoctor writes the human-readable report: module, slots, token and
@@ -108,7 +109,13 @@ func printDoctorKeys(w io.Writer, r *doctorJSON) error {
 
 func printDoctorState(w io.Writer, r *doctorJSON) {
 	s := r.State
-	switch {
+	switch db := s.Database; {
+	case db != nil && !db.Connects:
+		fmt.Fprintf(w, "state: database %s: %s (no connection)\n", db.URL, okOrProblems(s.OK))
+	case db != nil:
+		fmt.Fprintf(w, "state: database %s: %s (server %s, schema version %d, read and write privileges %s, clock skew %s; %d trusted senders, %d ledger streams)\n",
+			db.URL, okOrProblems(s.OK), db.ServerVersion, db.SchemaVersion, yesNo(db.Privileged), time.Duration(db.ClockSkewMS)*time.Millisecond,
+			db.TrustedSenders, db.LedgerStreams)
 	case s.Dir == "":
 		fmt.Fprintln(w, "state: no state directory")
 	case !s.Exists || !s.DBExists:

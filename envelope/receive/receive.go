@@ -28,6 +28,7 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -227,8 +228,9 @@ func (r *Receiver) accept(senders []*envelope.SenderInfo) []error {
 
 var errNoLedger = errors.New("no replay ledger to record a signed envelope in")
 
-// logOpened records what was opened: the stanza used, and the sender's
-// and any previous sender's stamps.
+// logOpened records what was opened, once it verified: the stanza used,
+// the sender's stamps, and any previous sender as the claim of the
+// envelope's signer (FORMAT.md, section 2.4).
 func (r *Receiver) logOpened(name string, o *envelope.Opened) {
 	if r.cfg.Log == nil {
 		return
@@ -236,13 +238,22 @@ func (r *Receiver) logOpened(name string, o *envelope.Opened) {
 	attrs := []any{"input", name, "key_id", o.KeyID.String()}
 	if s := o.Sender; s != nil {
 		attrs = append(attrs, "sender", s.KeyID.String(), "stream", s.StreamID, "serial", s.Serial,
-			"timestamp", s.Time.UTC().Format(time.RFC3339))
-	}
-	if p := o.PreviousSender; p != nil {
-		attrs = append(attrs, "previous_sender", p.KeyID.String(), "previous_serial", p.Serial,
-			"previous_timestamp", p.Time.UTC().Format(time.RFC3339))
+			"timestamp", stamp(s.Time))
+		if p := o.PreviousSender; p != nil {
+			attrs = append(attrs, "previous_sender", p.KeyID.String(), "previous_stream", p.StreamID, "previous_serial", p.Serial,
+				"previous_timestamp", stamp(p.Time), "previous_sender_claimed_by", r.senderName(s.KeyID))
+		}
 	}
 	r.cfg.Log.Debug("envelope verified", attrs...)
+}
+
+// stamp is a sender's timestamp for people: RFC 3339, or "impossible"
+// for one no clock gives (FORMAT.md, section 2.3).
+func stamp(t time.Time) string {
+	if ms := t.UnixMilli(); ms < 0 || ms >= state.MaxTimestamp {
+		return fmt.Sprintf("impossible (%d ms)", uint64(ms))
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // Rewrap rewraps the envelope in src for other recipients (see
