@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tokenseal/tokenseal/envelope"
+	"github.com/tokenseal/tokenseal/envelope/receive"
 	"github.com/tokenseal/tokenseal/envelope/state"
 	"github.com/tokenseal/tokenseal/token"
 )
@@ -77,6 +78,8 @@ func hint(err error) string {
 		return "pass --allow-anonymous to accept unsigned envelopes (no replay protection)"
 	case errors.As(err, new(*envelope.NoIdentityMatchError)):
 		return "run 'tokenseal key list' to see the key identifiers on this token"
+	case errors.As(err, new(*receive.RewrappedError)):
+		return "each signed original is rewrapped once; pass --again to rewrap it once more"
 	case errors.As(err, new(*outputExistsError)):
 		return "use --force to overwrite it"
 	case errors.Is(err, token.ErrKeyNotFound):

@@ -17,11 +17,17 @@
 // refused unless [Config.AllowAnonymous]. To a stream, an anonymous
 // envelope is released chunk by chunk as each authenticates.
 //
+// [Receiver.Rewrap] opens an original the same way for key rotation, and
+// applies [RewrapPolicy]: a signing rewrap takes each signed original
+// once, never an anonymous one unless told, and never one dated in the
+// future.
+//
 // # Storage
 //
-// Trusted senders and the ledger sit behind [Store], which the SQLite
-// store of package state satisfies; a Receiver never opens files or
-// names paths of its own, except its unnamed spool files in $TMPDIR.
+// Trusted senders, the ledger and the record of rewrapped originals sit
+// behind [Store], which both stores of package state satisfy; a Receiver
+// never opens files or names paths of its own, except its unnamed spool
+// files in $TMPDIR.
 package receive
 
 import (
@@ -38,12 +44,14 @@ import (
 	"github.com/tokenseal/tokenseal/envelope/state"
 )
 
-// Store is where a Receiver finds trusted senders and records accepted
-// envelopes. Every state.Store (SQLite or PostgreSQL) satisfies it. Its methods may be called from
-// several goroutines at once.
+// Store is where a Receiver finds trusted senders, records accepted
+// envelopes and the originals it rewrapped. Every state.Store (SQLite or
+// PostgreSQL) satisfies it. Its methods may be called from several
+// goroutines at once.
 type Store interface {
 	Senders
 	Ledger
+	Rewraps
 }
 
 // Senders finds trusted senders.
@@ -63,6 +71,14 @@ type Ledger interface {
 	// refused (the item changes nothing), or for every item the error
 	// that failed the transaction.
 	AcceptBatch(ctx context.Context, items []state.AcceptItem, window uint64, now time.Time) []error
+}
+
+// Rewraps records the originals a Receiver rewrapped.
+type Rewraps interface {
+	// RecordRewrap records that the envelope (keyID, stream, serial) was
+	// rewrapped, if it was not recorded before, and returns the record
+	// and first true when this call made it.
+	RecordRewrap(ctx context.Context, keyID [32]byte, stream, serial uint64, now time.Time) (*state.Rewrap, bool, error)
 }
 
 var _ Store = state.Store(nil)
@@ -254,25 +270,6 @@ func stamp(t time.Time) string {
 		return fmt.Sprintf("impossible (%d ms)", uint64(ms))
 	}
 	return t.UTC().Format(time.RFC3339)
-}
-
-// Rewrap rewraps the envelope in src for other recipients (see
-// envelope.Rewrap), opening the original as this Receiver opens: the
-// same identities, trusted senders and anonymous rule, and no ledger
-// entry (the new envelope is a new message of its own sender's). The
-// new envelope goes to dst, committed only once the original verified
-// whole, and aborted otherwise. opts.Open is set by Rewrap.
-func (r *Receiver) Rewrap(dst Output, src io.Reader, opts envelope.RewrapOptions) (*envelope.Rewrapped, error) {
-	opts.Open = r.openOptions()
-	res, err := envelope.Rewrap(dst, src, r.cfg.Identities, &opts)
-	if err == nil {
-		err = dst.Commit()
-	}
-	if err != nil {
-		dst.Abort()
-		return nil, err
-	}
-	return res, nil
 }
 
 type noWatch struct{}
