@@ -6,10 +6,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
+	ref "github.com/tokenseal/tokenseal/internal/reference"
 )
 
 func TestRewrap(t *testing.T) {
@@ -150,5 +152,25 @@ func TestInspectLengths(t *testing.T) {
 				t.Fatalf("n=%d armor=%v: %+v", n, armor, info)
 			}
 		}
+	}
+}
+
+// FORMAT.md 2.4: an envelope without a sender extension that names a
+// previous sender is refused by every reader, Inspect included (before,
+// inspect showed "sender: none" followed by the forged previous sender).
+func TestPreviousSenderUnsigned(t *testing.T) {
+	k := testKeys(t)[2]
+	e := ref.NewCraft(rand.Reader)
+	e.Stanzas = [][]byte{ref.StanzaFor(rand.Reader, k.priv.Public(), e.FK)}
+	v := make([]byte, 56)
+	v[39], v[47], v[55] = 1, 1, 1
+	e.Exts = [][]byte{ref.EncExt(ref.ExtPrevSender, v)}
+	env := e.Seal([]byte("forged history"))
+	var pe *envelope.ParseError
+	if _, err := envelope.Inspect(bytes.NewReader(env)); !errors.As(err, &pe) || !strings.Contains(err.Error(), "previous-sender extension in an unsigned envelope") {
+		t.Errorf("Inspect: %v", err)
+	}
+	if _, err := open(env, identity(t, k)); !errors.As(err, &pe) {
+		t.Errorf("Open: %v", err)
 	}
 }

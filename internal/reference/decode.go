@@ -193,11 +193,35 @@ func (h *Header) parseExts(ex []byte, at int) error {
 			}
 			s.At = at + off + 4
 			h.Sender = s
+		case typ == ExtPrevSender:
+			if err := checkPrevSender(v); err != nil {
+				return err
+			}
 		case typ&ExtCritical != 0:
 			return fmt.Errorf("reference: unknown critical extension 0x%04x", typ)
 		}
 		h.Exts = append(h.Exts, Ext{Type: uint16(typ), Value: v})
 		off += 4 + n
+	}
+	for _, e := range h.Exts {
+		if e.Type == ExtPrevSender && h.Sender == nil {
+			return errors.New("reference: previous-sender extension without a sender extension")
+		}
+	}
+	return nil
+}
+
+// checkPrevSender checks a previous-sender value (section 2.4): 56
+// bytes, prev_serial not 0, prev_timestamp possible.
+func checkPrevSender(v []byte) error {
+	if len(v) != PrevSenderLen {
+		return fmt.Errorf("reference: previous-sender extension of %d bytes", len(v))
+	}
+	if binary.BigEndian.Uint64(v[40:]) == 0 {
+		return errors.New("reference: previous-sender prev_serial 0")
+	}
+	if binary.BigEndian.Uint64(v[48:]) >= MaxTimestamp {
+		return errors.New("reference: previous-sender prev_timestamp impossible")
 	}
 	return nil
 }
