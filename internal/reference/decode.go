@@ -270,8 +270,8 @@ func Unwrap(h *Header, privs []crypto.PrivateKey) ([]byte, error) {
 func TryStanza(s Stanza, priv crypto.PrivateKey) (bool, []byte, error) {
 	switch k := priv.(type) {
 	case *rsa.PrivateKey:
-		if s.Type != TypeRSA || !bytes.Equal(s.KeyID, KeyID(&k.PublicKey)) {
-			return false, nil, nil
+		if s.Type != TypeRSA || !bytes.Equal(s.KeyID, KeyID(&k.PublicKey)) || !RSASizeOK(&k.PublicKey) {
+			return false, nil, nil // section 2, RSA key sizes: passed over
 		}
 		fk, err := unwrapRSA(s.Body, k)
 		return true, fk, err
@@ -449,6 +449,9 @@ func VerifySignature(pub crypto.PublicKey, snd *Sender, header, payload, sig []b
 		if snd.Alg != SigPSS || len(sig) != k.Size() {
 			return errors.New("reference: not an RSA-PSS sender")
 		}
+		if !RSASizeOK(k) {
+			return errors.New("reference: RSA sender key outside 2048 to 4096 bits")
+		}
 		return rsa.VerifyPSS(k, crypto.SHA256, d, sig, &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256})
 	}
 	return errors.New("reference: unsupported sender key")
@@ -460,4 +463,10 @@ func SignedDigest(header, payload []byte) []byte {
 	m := append([]byte(SigContext), hh[:]...)
 	d := sha256.Sum256(append(m, ph[:]...))
 	return d[:]
+}
+
+// RSASizeOK is section 2's rule: an RSA key of 2048 to 4096 bits.
+func RSASizeOK(k *rsa.PublicKey) bool {
+	bits := k.N.BitLen()
+	return bits >= 2048 && bits <= 4096
 }

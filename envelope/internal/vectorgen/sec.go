@@ -11,6 +11,7 @@ import (
 // from the FORMAT.md rule it names.
 func (g *gen) security() {
 	g.previousSender()
+	g.rsaSizes()
 }
 
 // prevValue is a previous-sender extension's value (FORMAT.md 2.4).
@@ -57,4 +58,43 @@ func (g *gen) previousSender() {
 	})
 	g.bad("previous-sender-unsigned", expHeader, "a well-formed previous sender in an envelope without a sender extension: anyone could have written it",
 		ids("p256-a"), ids("rsa2048-sign"), data, e)
+}
+
+// rsaSizes: section 2, "RSA key sizes", and section 2.3's PSS salt of
+// exactly 32 bytes.
+func (g *gen) rsaSizes() {
+	short := []byte("sizes are in bits\n")
+	e, data := g.simple("rsa-2047-recipient", "rsa2047-a", short, nil)
+	g.bad("rsa-2047-recipient", expNoMatch, "the only stanza is for the reader's RSA key of 2047 bits (a 256-byte modulus): passed over, as for a key that cannot open",
+		ids("rsa2047-a"), nil, data, e)
+	{
+		name := "rsa-2047-then-2048"
+		rnd := rng(name)
+		e := reference.NewCraft(rnd)
+		e.Stanzas = [][]byte{reference.StanzaFor(rnd, g.pub("rsa2047-a"), e.FK), reference.StanzaFor(rnd, g.pub("rsa2048-a"), e.FK)}
+		g.ok(name, "a stanza for the reader's 2047-bit key, passed over, then one for its 2048-bit key, which opens",
+			ids("rsa2047-a", "rsa2048-a"), nil, short, e.Seal(short), e)
+	}
+	signed := func(name, signer string, variant int) ([]byte, *reference.Craft) {
+		rnd := rng(name)
+		e := reference.NewCraft(rnd)
+		e.Stanzas = [][]byte{reference.StanzaFor(rnd, g.pub("p256-a"), e.FK)}
+		e.Exts = [][]byte{senderExt(g.ks.get(signer))}
+		h := e.Header()
+		p := reference.EncryptPayload(e.PayloadKey(), short)
+		return append(append(h, p...), reference.Sign(rnd, g.ks.get(signer), h, p, variant)...), e
+	}
+	data, e = signed("signed-rsa-2047", "rsa2047-sign", reference.SigGood)
+	g.bad("signed-rsa-2047", expSignature, "a valid RSA-PSS signature by a trusted sender key of 2047 bits (sig_len 256)",
+		ids("p256-a"), ids("rsa2047-sign"), data, e)
+	for _, c := range []struct {
+		name, comment string
+		variant       int
+	}{
+		{"signed-rsa-pss-salt-64", "RSA-PSS with a 64-byte salt instead of 32", reference.SigPSSSalt64},
+		{"signed-rsa-pss-salt-max", "RSA-PSS with the longest salt the modulus allows (222 bytes) instead of 32", reference.SigPSSSaltMax},
+	} {
+		data, e := signed(c.name, "rsa2048-sign", c.variant)
+		g.bad(c.name, expSignature, c.comment, ids("p256-a"), ids("rsa2048-sign"), data, e)
+	}
 }
