@@ -509,7 +509,9 @@ func (r *Reader) finish() error {
 // sender against opts, finds a stanza that one of identities can unwrap,
 // checks the header MAC and returns a Reader of the payload. The first
 // stanza that one of identities recognises decides (FORMAT.md, section 2).
-// opts may be nil.
+// The steps run in the order of FORMAT.md 2.5, and the first that fails
+// is the error: Open returns those of steps 1 to 4, the Reader those of
+// the payload and the signature. opts may be nil.
 func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, error) {
 	o, err := openHeader(src, identities, opts)
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
-	"github.com/tokenseal/tokenseal/envelope/state"
 	"github.com/tokenseal/tokenseal/envelope/state/backend"
 	"github.com/urfave/cli/v2"
 )
@@ -60,10 +59,8 @@ type senderJSON struct {
 	Signature string `json:"signature_algorithm,omitempty"`
 	StreamID  uint64 `json:"stream_id"`
 	Serial    uint64 `json:"serial"`
-	// Timestamp is RFC 3339, null when impossible (FORMAT.md 2.3: the
-	// year 10000 or later); TimestampMS is the field as sent.
-	Timestamp   *string `json:"timestamp"`
-	TimestampMS uint64  `json:"timestamp_ms"`
+	Timestamp   string `json:"timestamp"` // RFC 3339
+	TimestampMS uint64 `json:"timestamp_ms"`
 	// ClaimedBy, on a previous sender, is the key id of the envelope's
 	// signer, whose claim it is.
 	ClaimedBy  string `json:"claimed_by,omitempty"`
@@ -136,14 +133,12 @@ func describe(info *envelope.Info, names, labels map[envelope.KeyID]string) *ins
 	return out
 }
 
-// setTime sets the timestamp fields from t, the field as the envelope
-// package read it (time.UnixMilli of the u64 taken as an int64).
+// setTime sets the timestamp fields from t. The envelope package refuses
+// a header whose timestamps no clock gives (FORMAT.md 2.3, 2.4), so t is
+// between 1970 and the year 9999.
 func (s *senderJSON) setTime(t time.Time) {
 	s.TimestampMS = uint64(t.UnixMilli())
-	if s.TimestampMS < state.MaxTimestamp {
-		ts := t.UTC().Format(time.RFC3339Nano)
-		s.Timestamp = &ts
-	}
+	s.Timestamp = t.UTC().Format(time.RFC3339Nano)
 }
 
 // tokenLabels maps the key ids of the token's keys to their labels.
@@ -194,15 +189,7 @@ func printSender(w io.Writer, what string, s *senderJSON) {
 	if name == "" {
 		name = "not a trusted sender"
 	}
-	serial := fmt.Sprint(s.Serial)
-	if s.Serial == 0 {
-		serial = "0 (invalid: serials start at 1)"
-	}
-	ts := fmt.Sprintf("impossible (%d ms since 1970, the year 10000 or later)", s.TimestampMS)
-	if s.Timestamp != nil {
-		ts = *s.Timestamp
-	}
-	fmt.Fprintf(w, "%s: %s (%s)\n  stream %d, serial %s, timestamp %s", what, s.KeyID, printable(name), s.StreamID, serial, ts)
+	fmt.Fprintf(w, "%s: %s (%s)\n  stream %d, serial %d, timestamp %s", what, s.KeyID, printable(name), s.StreamID, s.Serial, s.Timestamp)
 	if s.Signature != "" {
 		fmt.Fprintf(w, ", %s", s.Signature)
 	}

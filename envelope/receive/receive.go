@@ -34,7 +34,6 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -254,22 +253,13 @@ func (r *Receiver) logOpened(name string, o *envelope.Opened) {
 	attrs := []any{"input", name, "key_id", o.KeyID.String()}
 	if s := o.Sender; s != nil {
 		attrs = append(attrs, "sender", s.KeyID.String(), "stream", s.StreamID, "serial", s.Serial,
-			"timestamp", stamp(s.Time))
+			"timestamp", s.Time.UTC().Format(time.RFC3339))
 		if p := o.PreviousSender; p != nil {
 			attrs = append(attrs, "previous_sender", p.KeyID.String(), "previous_stream", p.StreamID, "previous_serial", p.Serial,
-				"previous_timestamp", stamp(p.Time), "previous_sender_claimed_by", r.senderName(s.KeyID))
+				"previous_timestamp", p.Time.UTC().Format(time.RFC3339), "previous_sender_claimed_by", r.senderName(s.KeyID))
 		}
 	}
 	r.cfg.Log.Debug("envelope verified", attrs...)
-}
-
-// stamp is a sender's timestamp for people: RFC 3339, or "impossible"
-// for one no clock gives (FORMAT.md, section 2.3).
-func stamp(t time.Time) string {
-	if ms := t.UnixMilli(); ms < 0 || ms >= state.MaxTimestamp {
-		return fmt.Sprintf("impossible (%d ms)", uint64(ms))
-	}
-	return t.UTC().Format(time.RFC3339)
 }
 
 type noWatch struct{}

@@ -116,17 +116,18 @@ func TestRewrapFreshness(t *testing.T) {
 		name string
 		at   time.Time
 		pol  receive.RewrapPolicy
-		ok   bool
+		want error // nil: rewrapped
 	}{
-		{"a year old", time.Now().AddDate(-1, 0, 0), receive.RewrapPolicy{}, true},
-		{"a year old, max age 30 days", time.Now().AddDate(-1, 0, 0), receive.RewrapPolicy{MaxAge: 30 * 24 * time.Hour}, false},
-		{"an hour ahead", time.Now().Add(time.Hour), receive.RewrapPolicy{}, false},
-		{"year 10000", time.UnixMilli(state.MaxTimestamp), receive.RewrapPolicy{}, false},
+		{"a year old", time.Now().AddDate(-1, 0, 0), receive.RewrapPolicy{}, nil},
+		{"a year old, max age 30 days", time.Now().AddDate(-1, 0, 0), receive.RewrapPolicy{MaxAge: 30 * 24 * time.Hour}, state.ErrReplay},
+		{"an hour ahead", time.Now().Add(time.Hour), receive.RewrapPolicy{}, state.ErrReplay},
+		// A malformed header since FORMAT.md 2.5 (step 1).
+		{"year 10000", time.UnixMilli(state.MaxTimestamp), receive.RewrapPolicy{}, envelope.ErrRejected},
 	} {
 		orig := r.seal([]byte("x"), &envelope.Sender{Signer: alice, StreamID: randomStream(), Serial: 1, Time: c.at})
 		var serial uint64
 		_, err := r.rewrap(rcv, orig, sender, &serial, c.pol)
-		if c.ok != (err == nil) || !c.ok && (!errors.Is(err, state.ErrReplay) || serial != 0) {
+		if (c.want == nil) != (err == nil) || c.want != nil && (!errors.Is(err, c.want) || serial != 0) {
 			t.Errorf("%s: err = %v, %d serials reserved", c.name, err, serial)
 		}
 	}

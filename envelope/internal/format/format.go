@@ -429,6 +429,12 @@ func parseSender(v cryptobyte.String) (*Sender, error) {
 	v.ReadUint64(&s.StreamID)
 	v.ReadUint64(&s.Serial)
 	v.ReadUint64(&s.Timestamp)
+	switch {
+	case s.Serial == 0:
+		return nil, perr("sender extension names serial 0 (serials start at 1)")
+	case s.Timestamp >= MaxTimestamp:
+		return nil, perr("sender extension has an impossible timestamp (%d ms: the year 10000 or later)", s.Timestamp)
+	}
 	switch s.SigAlg {
 	case SigECDSAP256SHA256:
 		if s.SigLen != 64 {

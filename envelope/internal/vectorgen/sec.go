@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"io"
 
@@ -12,6 +13,8 @@ import (
 func (g *gen) security() {
 	g.previousSender()
 	g.rsaSizes()
+	g.senderStamp()
+	g.order()
 }
 
 // prevValue is a previous-sender extension's value (FORMAT.md 2.4).
@@ -97,4 +100,81 @@ func (g *gen) rsaSizes() {
 		data, e := signed(c.name, "rsa2048-sign", c.variant)
 		g.bad(c.name, expSignature, c.comment, ids("p256-a"), ids("rsa2048-sign"), data, e)
 	}
+}
+
+// signedCraft is an envelope to p256-a signed by p256-sign with the
+// given serial and timestamp; mut changes the craft before the header is
+// made, and after reports the header, payload and signature for further
+// damage.
+func (g *gen) signedCraft(name string, serial, ts uint64, mut func(*reference.Craft), after func(h, p, sig []byte)) ([]byte, *reference.Craft) {
+	rnd := rng(name)
+	e := reference.NewCraft(rnd)
+	e.Stanzas = [][]byte{reference.StanzaFor(rnd, g.pub("p256-a"), e.FK)}
+	e.Exts = [][]byte{reference.SenderExt(g.ks.get("p256-sign"), vecStream, serial, ts)}
+	if mut != nil {
+		mut(e)
+	}
+	h := e.Header()
+	p := reference.EncryptPayload(e.PayloadKey(), plain(name, 70000))
+	sig := reference.Sign(rnd, g.ks.get("p256-sign"), h, p, reference.SigGood)
+	if after != nil {
+		after(h, p, sig)
+	}
+	return append(append(h, p...), sig...), e
+}
+
+// senderStamp: section 2.3, serials from 1 to 2^64-1 and timestamps
+// before the year 10000; anything else is a malformed header (2.5, step
+// 1).
+func (g *gen) senderStamp() {
+	for _, c := range []struct {
+		name, comment string
+		serial, ts    uint64
+		ok            bool
+	}{
+		{"sender-serial-max", "serial 2^64-1, the largest", 1<<64 - 1, vecTime, true},
+		{"sender-timestamp-9999", "timestamp 253402300799999 (9999-12-31T23:59:59.999Z), the last possible", 42, reference.MaxTimestamp - 1, true},
+		{"sender-serial-0", "serial 0, which no writer writes", 0, vecTime, false},
+		{"sender-timestamp-year-10000", "timestamp 253402300800000 (10000-01-01T00:00:00Z)", 42, reference.MaxTimestamp, false},
+		{"sender-timestamp-2-63", "timestamp 2^63 (before 1970 if read as a signed integer)", 42, 1 << 63, false},
+	} {
+		data, e := g.signedCraft(c.name, c.serial, c.ts, nil, nil)
+		if c.ok {
+			g.ok(c.name, c.comment, ids("p256-a"), ids("p256-sign"), plain(c.name, 70000), data, e)
+		} else {
+			g.bad(c.name, expHeader, c.comment+": a malformed header", ids("p256-a"), ids("p256-sign"), data, e)
+		}
+	}
+}
+
+// order: section 2.5, several defects at once; the earliest step's
+// refusal is the one reported.
+func (g *gen) order() {
+	breakStanza := func(e *reference.Craft) { e.Stanzas[0][len(e.Stanzas[0])-1] ^= 1 }
+	otherMAC := func(e *reference.Craft) { e.MACFK = bytes.Repeat([]byte{7}, 32) }
+	flipPayload := func(h, p, sig []byte) { p[100] ^= 1 }
+	flipSig := func(h, p, sig []byte) { sig[3] ^= 1 }
+	for _, c := range []struct {
+		name, expect, comment string
+		mut                   func(*reference.Craft)
+		after                 func(h, p, sig []byte)
+		senders               []string
+	}{
+		{"order-malformed-untrusted", expHeader, "an unknown critical extension (step 1), from an untrusted sender (step 2)",
+			func(e *reference.Craft) { e.Exts = append(e.Exts, reference.EncExt(0xf001, nil)) }, nil, nil},
+		{"order-untrusted-unwrap", expUntrusted, "an untrusted sender (step 2), and the stanza does not unwrap (step 3)", breakStanza, nil, nil},
+		{"order-unwrap-mac", expUnwrap, "the stanza does not unwrap (step 3), and the MAC is another key's (step 4)",
+			func(e *reference.Craft) { breakStanza(e); otherMAC(e) }, nil, ids("p256-sign")},
+		{"order-mac-payload", expMAC, "the MAC is another key's (step 4), and a payload bit is flipped (step 5)", otherMAC, flipPayload, ids("p256-sign")},
+		{"order-payload-signature", expPayload, "a payload bit is flipped (step 5), and a signature bit (step 6)", nil,
+			func(h, p, sig []byte) { flipPayload(h, p, sig); flipSig(h, p, sig) }, ids("p256-sign")},
+	} {
+		data, e := g.signedCraft(c.name, 42, vecTime, c.mut, c.after)
+		g.bad(c.name, c.expect, c.comment, ids("p256-a"), c.senders, data, e)
+	}
+	// Armor broken after the header's lines is a payload refusal (step 5),
+	// after a stanza that does not unwrap (step 3).
+	data, e := g.signedCraft("order-armor-tail-unwrap", 42, vecTime, breakStanza, nil)
+	g.bad("order-armor-tail-unwrap", expUnwrap, "the stanza does not unwrap (step 3), and a line follows the armor's end line (step 5)",
+		ids("p256-a"), ids("p256-sign"), append(reference.Armor(data), "x\n"...), e)
 }
