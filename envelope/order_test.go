@@ -19,15 +19,15 @@ import (
 // The defects of TestRefusalOrder, each at the step of FORMAT.md 2.5
 // that refuses it.
 const (
-	defParse       = 1 << iota // an unknown critical extension (step 1)
-	defArmorHead               // broken armor in a line of header bytes (step 1)
-	defSender                  // the reader trusts nobody (step 2)
-	defStanza                  // the reader's stanza does not unwrap (step 3)
-	defMAC                     // the MAC is keyed from another file key (step 4)
-	defPayload                 // a payload bit flipped (step 5)
-	defArmorTail               // a line after the armor's end line (step 5)
-	defSignature               // a signature bit flipped (step 6)
-	defCount       = iota
+	defParse     = 1 << iota // an unknown critical extension (step 1)
+	defArmorHead             // broken armor in a line of header bytes (step 1)
+	defSender                // the reader trusts nobody (step 2)
+	defStanza                // the reader's stanza does not unwrap (step 3)
+	defMAC                   // the MAC is keyed from another file key (step 4)
+	defPayload               // a payload bit flipped (step 5)
+	defArmorTail             // a line after the armor's end line (step 5)
+	defSignature             // a signature bit flipped (step 6)
+	defCount     = iota
 )
 
 var defStep = [defCount]int{1, 1, 2, 3, 4, 5, 5, 6}

@@ -54,11 +54,11 @@ type recipientJSON struct {
 }
 
 type senderJSON struct {
-	KeyID     string `json:"key_id"`
-	Name      string `json:"trusted_name,omitempty"`
-	Signature string `json:"signature_algorithm,omitempty"`
-	StreamID  uint64 `json:"stream_id"`
-	Serial    uint64 `json:"serial"`
+	KeyID       string `json:"key_id"`
+	Name        string `json:"trusted_name,omitempty"`
+	Signature   string `json:"signature_algorithm,omitempty"`
+	StreamID    uint64 `json:"stream_id"`
+	Serial      uint64 `json:"serial"`
 	Timestamp   string `json:"timestamp"` // RFC 3339
 	TimestampMS uint64 `json:"timestamp_ms"`
 	// ClaimedBy, on a previous sender, is the key id of the envelope's

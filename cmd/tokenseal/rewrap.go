@@ -32,12 +32,20 @@ var rewrapCommand = &cli.Command{
 	Action: rewrap,
 }
 
-func rewrap(c *cli.Context) error {
+// rewrapFlags refuses the flag combinations that make no sense.
+func rewrapFlags(c *cli.Context) error {
 	if c.Bool("anonymous") && explicitFlag(c, "sign-with") {
 		return usageErrorf("rewrap takes --sign-with or --anonymous, not both")
 	}
 	if c.Bool("vouch-for-anonymous") && (c.Bool("anonymous") || !c.Bool("allow-anonymous")) {
 		return usageErrorf("--vouch-for-anonymous signs an unsigned original: it needs --allow-anonymous and --sign-with, not --anonymous")
+	}
+	return nil
+}
+
+func rewrap(c *cli.Context) error {
+	if err := rewrapFlags(c); err != nil {
+		return err
 	}
 	in, out, signWith, specs, err := envelopeWriteArgs(c, "rewrap")
 	if err != nil {
@@ -81,16 +89,8 @@ func rewrap(c *cli.Context) error {
 		return err
 	}
 	defer src.Close()
-	// The new envelope is kept back until the original verified: in a
-	// temporary file beside OUT, or for stdout in an unlinked spool file.
-	var dst receive.Output
-	if out != "" {
-		af, err := createOutput(out, c.Bool("force"), 0o644)
-		if err != nil {
-			return err
-		}
-		dst = &fileOutput{af, c.Bool("force"), c.Bool("sync")}
-	} else if dst, err = receive.Spool(c.App.Writer); err != nil {
+	dst, err := rewrapOutput(c, out)
+	if err != nil {
 		return err
 	}
 	// The progress bar counts the original read; none when the new
@@ -108,6 +108,20 @@ func rewrap(c *cli.Context) error {
 	p.Finish()
 	fmt.Fprintf(c.App.ErrWriter, "tokenseal: rewrapped: %d recipient(s) added, %d removed\n", res.Added, res.Removed)
 	return nil
+}
+
+// rewrapOutput is where the new envelope is kept back until the
+// original verified: a temporary file beside OUT, or for stdout an
+// unlinked spool file.
+func rewrapOutput(c *cli.Context, out string) (receive.Output, error) {
+	if out == "" {
+		return receive.Spool(c.App.Writer)
+	}
+	af, err := createOutput(out, c.Bool("force"), 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &fileOutput{af, c.Bool("force"), c.Bool("sync")}, nil
 }
 
 // rewrapError turns the refusals that are the command line's mistakes
