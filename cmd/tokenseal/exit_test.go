@@ -34,6 +34,7 @@ var sentinels = map[string]struct {
 	"envelope.ErrIncorrectIdentity": {envelope.ErrIncorrectIdentity, exitOther}, // Open turns it into a NoIdentityMatchError
 	"envelope.ErrUnknownSender":     {envelope.ErrUnknownSender, exitOther},     // Open turns it into an UnknownSenderError
 	"envelope.ErrNoRecipientsLeft":  {envelope.ErrNoRecipientsLeft, exitOther},
+	"envelope.ErrKeyRole":           {envelope.ErrKeyRole, exitUsage}, // a key file given for the wrong use
 
 	"state.ErrReplay":           {state.ErrReplay, exitReplay},
 	"state.ErrSchema":           {state.ErrSchema, exitOther},

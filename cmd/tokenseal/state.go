@@ -105,6 +105,15 @@ func (l *lazyState) Accepted(ctx context.Context, keyID [32]byte, stream, serial
 	return st.Accepted(ctx, keyID, stream, serial)
 }
 
+// RecordRewrap implements receive.Store.
+func (l *lazyState) RecordRewrap(ctx context.Context, keyID [32]byte, stream, serial uint64, now time.Time) (*state.Rewrap, bool, error) {
+	st, err := l.get()
+	if err != nil {
+		return nil, false, err
+	}
+	return st.RecordRewrap(ctx, keyID, stream, serial, now)
+}
+
 // Close closes the state database if it was opened.
 func (l *lazyState) Close() {
 	if l.st != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -31,15 +30,7 @@ func resolveRecipient(kr *keyring.Keyring, spec string) (envelope.Recipient, err
 	if keyring.IsSpec(spec) {
 		return kr.Recipient(spec)
 	}
-	data, err := os.ReadFile(spec)
-	if err != nil {
-		return nil, &recipientError{spec, err}
-	}
-	r, err := envelope.ParseRecipient(data)
-	if err != nil {
-		return nil, &recipientError{spec, err}
-	}
-	return r, nil
+	return parseRecipientFile(spec)
 }
 
 // ownSenders are the signing keys on the user's token, trusted as
@@ -71,6 +62,11 @@ const maxDays = int64(noLimit / (24 * time.Hour))
 // flag gets 0. --max-age 0 would refuse every envelope: it is refused,
 // with none offered instead.
 func durationFlag(c *cli.Context, name string) (time.Duration, error) {
+	if c.Command != nil {
+		if _, ok := findFlag(c.Command.Flags, name).(*cli.DurationFlag); ok {
+			return c.Duration(name), nil // a command with a plain duration flag (rewrap)
+		}
+	}
 	v := strings.TrimSpace(c.String(name))
 	switch {
 	case v == "":

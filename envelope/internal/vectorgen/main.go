@@ -876,6 +876,7 @@ func main() {
 	}
 	g := &gen{ks: ks}
 	g.all()
+	g.security()
 
 	vecs := map[string][]byte{}
 	open, stz, hdr, arm := map[string][]byte{}, map[string][]byte{}, map[string][]byte{}, map[string][]byte{}
