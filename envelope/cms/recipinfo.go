@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/tokenseal/tokenseal/envelope/internal/kw"
 )
 
 // Reading RecipientInfos (RFC 5652 section 6.2) and recovering the
@@ -338,9 +340,9 @@ func unwrapKARI(ri *recipientInfo, ek []byte, k ECDHKey) ([]byte, error) {
 	if len(z) != (len(ri.origPub)-1)/2 {
 		return nil, ErrDecrypt
 	}
-	kek := x963KDF(newHashFunc(h), z, eccSharedInfo(ri.wrapAlg, ri.ukm, kekLen), kekLen)
+	kek := kw.X963KDF(newHashFunc(h), z, eccSharedInfo(ri.wrapAlg, ri.ukm, kekLen), kekLen)
 	defer clear(kek)
-	cek, err := aesUnwrap(kek, ek)
+	cek, err := kw.Unwrap(kek, ek)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
