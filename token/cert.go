@@ -58,21 +58,19 @@ func certificateOf(o object) *Certificate {
 	return &Certificate{Label: o.a.str(pkcs11.CKA_LABEL), ID: o.a.bytes(pkcs11.CKA_ID), Cert: c, h: o.h}
 }
 
-// linkCertificates keeps, of the certificates sharing the key's CKA_ID,
-// those that carry its public key (one that carries another marks the key
-// broken in link).
-func (k *Key) linkCertificates(certs []object) {
-	for _, o := range certs {
-		if c := certificateOf(o); c != nil && equalPublic(k.pub, c.Cert.PublicKey) {
-			k.certs = append(k.certs, c)
-		}
+// Certificates returns the X.509 certificates on the token for the key:
+// those with its CKA_ID that carry its public key (one that carries
+// another makes [Key.Check] fail), read from the token now.
+func (k *Key) Certificates() ([]*Certificate, error) {
+	certs, err := k.t.FindCertificates(k.ID)
+	if err != nil {
+		return nil, err
 	}
+	return slices.DeleteFunc(certs, func(c *Certificate) bool { return !k.Carries(c) }), nil
 }
 
-// Certificates returns the X.509 certificates on the token for the key:
-// those with its CKA_ID that carry its public key, as [Token.Keys] read
-// them, in the token's order.
-func (k *Key) Certificates() []*Certificate { return slices.Clone(k.certs) }
+// Carries reports whether c carries the key's public key.
+func (k *Key) Carries(c *Certificate) bool { return equalPublic(k.pub, c.Cert.PublicKey) }
 
 // Certificates returns every X.509 certificate object on the token that
 // parses, in the token's order.

@@ -86,8 +86,8 @@ func TestCertificates(t *testing.T) {
 			if err := k.Check(); err != nil {
 				t.Fatalf("%s: Check with a certificate: %v", k.Label, err)
 			}
-			kc := k.Certificates()
-			if len(kc) != 1 || !kc[0].Cert.Equal(certs[k.Label]) {
+			kc, err := k.Certificates()
+			if err != nil || len(kc) != 1 || !kc[0].Cert.Equal(certs[k.Label]) {
 				t.Fatalf("%s: key certificates %v", k.Label, kc)
 			}
 			found, err := tok.FindCertificates(k.ID)

@@ -93,9 +93,8 @@ type Key struct {
 	pub    crypto.PublicKey
 	spki   []byte
 	perm   struct{ decrypt, unwrap, derive, sign bool }
-	vouch  bool           // the public key was read from the private object
-	broken error          // a mismatch found while linking: ErrKeyMismatch
-	certs  []*Certificate // X.509 certificates with its CKA_ID and public key
+	vouch  bool  // the public key was read from the private object
+	broken error // a mismatch found while linking: ErrKeyMismatch
 
 	mu      sync.Mutex
 	paths   map[crypto.Hash]string // OAEP path per hash, probed once
@@ -296,7 +295,6 @@ func (t *Token) link(p object, pubs, certs []object) *Key {
 	if k.pub == nil || k.describe() != nil {
 		return nil
 	}
-	k.linkCertificates(certs)
 	return k
 }
 
