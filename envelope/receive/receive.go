@@ -17,6 +17,15 @@
 // refused unless [Config.AllowAnonymous]. To a stream, an anonymous
 // envelope is released chunk by chunk as each authenticates.
 //
+// # CMS
+//
+// CMS messages (package envelope/cms: what `openssl cms` and S/MIME
+// clients write) are one more kind of input, told from envelopes by their
+// first bytes, under the same order and the same trusted senders and
+// ledger: see [CMS]. They are never released before their tag (and
+// signature) verified, even to a stream, since AES-GCM's tag comes after
+// the whole content.
+//
 // # Storage
 //
 // Trusted senders and the ledger sit behind [Store], which the SQLite
@@ -89,6 +98,8 @@ type Config struct {
 	Watch Watcher
 	// Log, when set, gets a debug record for each verified envelope.
 	Log *slog.Logger
+	// CMS says how CMS messages among the inputs are opened (cms.go).
+	CMS CMS
 }
 
 // A Watcher follows a Receiver's reading. Its methods may be called from
@@ -252,6 +263,14 @@ func (r *Receiver) logOpened(name string, o *envelope.Opened) {
 // new envelope goes to dst, committed only once the original verified
 // whole, and aborted otherwise. opts.Open is set by Rewrap.
 func (r *Receiver) Rewrap(dst Output, src io.Reader, opts envelope.RewrapOptions) (*envelope.Rewrapped, error) {
+	src, isCMS, err := sniff(src)
+	if err == nil && isCMS {
+		err = errRewrapCMS
+	}
+	if err != nil {
+		dst.Abort()
+		return nil, err
+	}
 	opts.Open = r.openOptions()
 	res, err := envelope.Rewrap(dst, src, r.cfg.Identities, &opts)
 	if err == nil {
@@ -263,6 +282,8 @@ func (r *Receiver) Rewrap(dst Output, src io.Reader, opts envelope.RewrapOptions
 	}
 	return res, nil
 }
+
+var errRewrapCMS = errors.New("input is a CMS message; rewrap rewraps tokenseal envelopes only (open it and seal it again)")
 
 type noWatch struct{}
 
