@@ -16,7 +16,8 @@ import (
 // errors.Unwrap).
 var (
 	// ErrRejected is wrapped by every error about the message itself.
-	ErrRejected = errors.New("cms message rejected")
+	// It matches envelope.ErrRejected.
+	ErrRejected error = &envelopeRejected{"cms message rejected"}
 
 	// ErrDecrypt is the one error for every failure to recover or use the
 	// content-encryption key: an RSA-OAEP or key-agreement unwrap that
@@ -42,6 +43,13 @@ var (
 	// package never undoes (it is a padding oracle waiting to happen).
 	ErrPKCS1v15 = rejected("the recipient info for this key uses RSA PKCS#1 v1.5 key transport, which is refused (use RSAES-OAEP)")
 )
+
+// envelopeRejected is ErrRejected: a rejection as the envelope package
+// names them.
+type envelopeRejected struct{ msg string }
+
+func (e *envelopeRejected) Error() string        { return e.msg }
+func (e *envelopeRejected) Is(target error) bool { return target == envelope.ErrRejected }
 
 type rejectedError struct{ msg string }
 
