@@ -32,7 +32,7 @@ var (
 
 	// ErrUnsigned is returned by Open for content that is not SignedData
 	// unless OpenOptions.AllowUnsigned is set.
-	ErrUnsigned = rejected("message is not signed; refusing without allow-unsigned")
+	ErrUnsigned = rejected("message is not signed (anonymous)")
 
 	// ErrSignature means the SignedData's signature or its signed
 	// attributes did not verify.
