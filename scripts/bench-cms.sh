@@ -79,6 +79,7 @@ export TOKENSEAL_STATE_DIR=$work/state-seal TOKENSEAL_QUIET=1
 "$ts" key cert --self --label s -o "$work/s.crt"
 "$ts" key cert --label r --issuer s -o "$work/r.crt"
 "$ts" key export --label s -o "$work/s.pem"
+"$ts" key export --label r -o "$work/r.pem"
 "$ts" trust add --state-dir "$work/state-tmpl" bench-sender "$work/s.pem" >&2
 export PKCS11_MODULE_PATH=$module
 key="org.openssl.engine:pkcs11:pkcs11:token=$label;object=r;type=private;pin-value=1234-user"
@@ -107,7 +108,7 @@ CMD[cms-seal-signed]="$ts seal --format cms --sign-with s -r $work/r.crt -o $wor
 CMD[cms-open-signed]="$ts open $o -o $work/ts.out $work/ts.cms"
 CMD[cms-seal-compat]="$ts seal --format cms --cms-compat --anonymous -r $work/r.crt -o $work/y.cms $work/in"
 CMD[cms-open-compat]="$ts open $o --allow-anonymous --allow-unauthenticated -o $work/tc.out $work/tc.cms"
-CMD[envelope-seal]="$ts seal --anonymous -r token:r -o $work/y.tseal $work/in"
+CMD[envelope-seal]="$ts seal --anonymous -r $work/r.pem -o $work/y.tseal $work/in"
 CMD[envelope-open]="$ts open $o --allow-anonymous -o $work/e.out $work/e.tseal"
 order=(openssl-cms-encrypt openssl-cms-decrypt cms-seal cms-open cms-open-openssl-made cms-open-stdout
 	cms-seal-signed cms-open-signed cms-seal-compat cms-open-compat envelope-seal envelope-open)

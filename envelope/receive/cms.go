@@ -179,20 +179,25 @@ func (r *Receiver) streamCMS(name string, src io.Reader, dst io.Writer) error {
 	return v.DecryptFrom(r.cfg.Watch.Reader(spool), dst)
 }
 
-// verifyCMS is verify for a CMS message: decrypted into its Output,
-// which DecryptTo makes sure holds nothing unless the message verified,
-// then synced; the sender rules apply before the committer records it.
+// verifyCMS is verify for a CMS message (see decryptCMS).
 func (r *Receiver) verifyCMS(v *verified, it Item, src io.Reader) *verified {
+	v.out, v.sender, v.err = r.decryptCMS(it, src)
+	return v
+}
+
+// decryptCMS decrypts a CMS message into its Output, which DecryptTo
+// makes sure holds nothing unless the message verified, syncs it, and
+// applies the sender rules before the committer records the sender. On
+// error the Output is aborted.
+func (r *Receiver) decryptCMS(it Item, src io.Reader) (Output, *envelope.SenderInfo, error) {
 	d, err := r.cmsOpen(src)
 	r.cfg.Watch.Started()
 	if err != nil {
-		v.err = err
-		return v
+		return nil, nil, err
 	}
 	out, err := it.Create()
 	if err != nil {
-		v.err = err
-		return v
+		return nil, nil, err
 	}
 	res, err := d.DecryptTo(pending{out})
 	if err == nil {
@@ -204,11 +209,9 @@ func (r *Receiver) verifyCMS(v *verified, it Item, src io.Reader) *verified {
 	}
 	if err != nil {
 		out.Abort()
-		v.err = keyError(err)
-		return v
+		return nil, nil, keyError(err)
 	}
-	v.out, v.sender = out, sender
-	return v
+	return out, sender, nil
 }
 
 // pending is an Output as cms.PendingOutput; the caller aborts it when

@@ -7,6 +7,7 @@
 package kw
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/sha256"
@@ -57,6 +58,16 @@ func unwrapRounds(b cipher.Block, out []byte) {
 	}
 }
 
+// unwrapStart returns the cipher of kek and a copy of c to unwrap in
+// place.
+func unwrapStart(kek, c []byte) (cipher.Block, []byte, error) {
+	b, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, bytes.Clone(c), nil
+}
+
 // Wrap wraps p (a multiple of 8 bytes, at least 16) under the AES key
 // kek (RFC 3394, the default initial value).
 func Wrap(kek, p []byte) ([]byte, error) {
@@ -80,12 +91,10 @@ func Unwrap(kek, c []byte) ([]byte, error) {
 	if len(c) < 24 || len(c)%8 != 0 {
 		return nil, ErrUnwrap
 	}
-	b, err := aes.NewCipher(kek)
+	b, out, err := unwrapStart(kek, c)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, len(c))
-	copy(out, c)
 	unwrapRounds(b, out)
 	if subtle.ConstantTimeCompare(out[:8], defaultIV[:]) != 1 {
 		clear(out)
@@ -124,12 +133,10 @@ func UnwrapPad(kek, c []byte) ([]byte, error) {
 	if len(c) < 16 || len(c)%8 != 0 {
 		return nil, ErrUnwrap
 	}
-	b, err := aes.NewCipher(kek)
+	b, out, err := unwrapStart(kek, c)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, len(c))
-	copy(out, c)
 	if len(c) == 16 {
 		b.Decrypt(out, out)
 	} else {
