@@ -72,28 +72,33 @@ func TestCertificates(t *testing.T) {
 			}
 		}
 		tok.Close()
-
-		tok = openToken(t, pt)
-		all, err := tok.Certificates()
-		if err != nil || len(all) != len(keys) {
-			t.Fatalf("Certificates = %d, %v; want %d", len(all), err, len(keys))
-		}
-		for _, k := range keys {
-			k, err := tok.FindKey(k.Label)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := k.Check(); err != nil {
-				t.Fatalf("%s: Check with a certificate: %v", k.Label, err)
-			}
-			kc, err := k.Certificates()
-			if err != nil || len(kc) != 1 || !kc[0].Cert.Equal(certs[k.Label]) {
-				t.Fatalf("%s: key certificates %v", k.Label, kc)
-			}
-			found, err := tok.FindCertificates(k.ID)
-			if err != nil || len(found) != 1 || !found[0].Cert.Equal(certs[k.Label]) {
-				t.Fatalf("%s: FindCertificates = %v, %v", k.Label, found, err)
-			}
-		}
+		certsFound(t, openToken(t, pt), certs)
 	})
+}
+
+// certsFound checks that the token holds exactly the certificates of
+// certs (by key label), found in the list, by key and by CKA_ID.
+func certsFound(t *testing.T, tok *token.Token, certs map[string]*x509.Certificate) {
+	t.Helper()
+	all, err := tok.Certificates()
+	if err != nil || len(all) != len(certs) {
+		t.Fatalf("Certificates = %d, %v; want %d", len(all), err, len(certs))
+	}
+	for label, want := range certs {
+		k, err := tok.FindKey(label)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Check(); err != nil {
+			t.Fatalf("%s: Check with a certificate: %v", label, err)
+		}
+		kc, err := k.Certificates()
+		if err != nil || len(kc) != 1 || !kc[0].Cert.Equal(want) {
+			t.Fatalf("%s: key certificates %v, %v", label, kc, err)
+		}
+		found, err := tok.FindCertificates(k.ID)
+		if err != nil || len(found) != 1 || !found[0].Cert.Equal(want) {
+			t.Fatalf("%s: FindCertificates = %v, %v", label, found, err)
+		}
+	}
 }

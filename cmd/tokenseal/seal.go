@@ -28,7 +28,7 @@ var flagSync = &cli.BoolFlag{
 
 var sealCommand = &cli.Command{
 	Name:      "seal",
-	Usage:     "encrypt a file or stream to one or more recipients' public keys",
+	Usage:     "encrypt a file or stream to one or more recipients' public keys (a tokenseal envelope, or CMS with --format cms)",
 	UsageText: "tokenseal seal -r RECIPIENT [-r ...] [-R RECIPIENTS_FILE] [--sign-with KEY | --anonymous] [-o OUT] [--armor] [--format tokenseal|cms [--cms-compat]] [IN]",
 	Flags: append(append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "recipient", Aliases: []string{"r"}, Usage: "seal to `RECIPIENT`: a PEM/DER public key or certificate file, token:LABEL, or a pkcs11: URI (repeatable)"},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/rsa"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"testing"
@@ -57,6 +58,14 @@ func (t trusted) SenderKey(id envelope.KeyID) (crypto.PublicKey, error) {
 	return nil, nil
 }
 
+// cmsIssuer is a signing key on the fixture's token with its
+// self-signed certificate.
+type cmsIssuer struct {
+	key    *token.Key
+	cert   *x509.Certificate
+	signer crypto.Signer
+}
+
 // TestCMS: certificates issued on the token by a signing key for its
 // exchange keys, stored beside them; CMS messages to those certificates
 // (issuer and serial number) and to the bare keys (key id) open through
@@ -65,85 +74,104 @@ func TestCMS(t *testing.T) {
 	p11test.Each(t, func(t *testing.T, pt *p11test.Token) {
 		types := exchangeTypes(pt)
 		f := newFixture(t, pt, types...)
-		signType := "p256"
-		if !pt.Caps().EC {
-			signType = "rsa-2048"
-		}
-		issuer, err := f.tok.GenerateKey("issuer", signType, token.UsageSign)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.ring.IssueCertificate(f.keys[types[0]], issuer, nil); !errors.Is(err, token.ErrWrongKeyType) {
-			t.Fatalf("issuing without the issuer's own certificate: %v", err)
-		}
-		self, err := f.ring.SelfCertify(issuer, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.ring.SelfCertify(f.keys[types[0]], nil); !errors.Is(err, token.ErrWrongKeyType) {
-			t.Fatalf("an exchange key signing its own certificate: %v", err)
-		}
-		signer, _, err := f.ring.Signer("token:issuer")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c, err := f.ring.SignerCertificate("token:issuer"); err != nil || !c.Equal(self) {
-			t.Fatalf("SignerCertificate = %v, %v", c, err)
-		}
+		is := f.issuer(t)
 		for _, typ := range types {
-			k := f.keys[typ]
-			cert, err := f.ring.IssueCertificate(k, issuer, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cert.CheckSignatureFrom(self); err != nil {
-				t.Fatalf("%s: %v", typ, err)
-			}
-			byKey, err := f.ring.CMSRecipient("token:" + k.Label)
-			if err != nil {
-				t.Fatal(err)
-			}
-			hashes := []crypto.Hash{crypto.SHA256}
-			if _, ok := k.Public().(*rsa.PublicKey); ok {
-				hashes = append(hashes, crypto.SHA1)
-			}
-			for _, h := range hashes {
-				byCert, err := cms.NewCertificateRecipient(cert, h)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, r := range []*cms.Recipient{byCert, byKey} {
-					name := fmt.Sprintf("%s %v %s", typ, h, r.ID())
-					plain := []byte("to " + name)
-					got, _, err := openCMS(f.ring, sealCMS(t, plain, []*cms.Recipient{r}, nil), &cms.OpenOptions{AllowUnsigned: true})
-					if err != nil || !bytes.Equal(got, plain) {
-						t.Fatalf("%s: %q, %v", name, got, err)
-					}
-					if label, err := f.ring.LabelOf(r.ID()); err != nil || label != k.Label {
-						t.Fatalf("%s: LabelOf = %q, %v", name, label, err)
-					}
-				}
-			}
-			sender := &cms.Sender{Signer: signer, Certificate: self, StreamID: 7, Serial: 9, Time: time.Now()}
-			msg := sealCMS(t, []byte("signed"), []*cms.Recipient{byKey}, &cms.SealOptions{Sender: sender})
-			got, res, err := openCMS(f.ring, msg, &cms.OpenOptions{Senders: trusted{issuer.Public()}})
-			if err != nil || string(got) != "signed" || res.Sender == nil || !res.Sender.Certificate.Equal(self) || res.Sender.Serial != 9 {
-				t.Fatalf("%s signed: %q %+v %v", typ, got, res, err)
-			}
+			f.cmsRoundTrip(t, f.keys[typ], is)
 		}
 		// A message only for the signing key: not addressed to any key
 		// that can open it.
-		toSigner, err := cms.NewCertificateRecipient(self, 0)
+		toSigner, err := cms.NewCertificateRecipient(is.cert, 0)
 		if err == nil {
 			_, _, err = openCMS(f.ring, sealCMS(t, []byte("x"), []*cms.Recipient{toSigner}, nil), &cms.OpenOptions{AllowUnsigned: true})
 		}
-		toSignerKey, _ := cms.NewKeyRecipient(issuer.Public(), 0)
+		toSignerKey, _ := cms.NewKeyRecipient(is.key.Public(), 0)
 		_, _, err2 := openCMS(f.ring, sealCMS(t, []byte("x"), []*cms.Recipient{toSignerKey}, nil), &cms.OpenOptions{AllowUnsigned: true})
 		var nr *cms.NoRecipientError
 		if err == nil || !errors.As(err2, &nr) {
 			t.Fatalf("to the signing key: %v; %v", err, err2)
 		}
 	})
+}
+
+// issuer makes a signing key and its certificate, checking on the way
+// that an issuer needs a certificate and an exchange key cannot sign its
+// own.
+func (f *fixture) issuer(t *testing.T) *cmsIssuer {
+	t.Helper()
+	signType := "p256"
+	if !f.pt.Caps().EC {
+		signType = "rsa-2048"
+	}
+	k, err := f.tok.GenerateKey("issuer", signType, token.UsageSign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var some *token.Key
+	for _, some = range f.keys {
+		break
+	}
+	if _, err := f.ring.IssueCertificate(some, k, nil); !errors.Is(err, token.ErrWrongKeyType) {
+		t.Fatalf("issuing without the issuer's own certificate: %v", err)
+	}
+	self, err := f.ring.SelfCertify(k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ring.SelfCertify(some, nil); !errors.Is(err, token.ErrWrongKeyType) {
+		t.Fatalf("an exchange key signing its own certificate: %v", err)
+	}
+	signer, _, err := f.ring.Signer("token:issuer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := f.ring.SignerCertificate("token:issuer"); err != nil || !c.Equal(self) {
+		t.Fatalf("SignerCertificate = %v, %v", c, err)
+	}
+	return &cmsIssuer{k, self, signer}
+}
+
+// cmsRoundTrip issues k's certificate and opens messages to it and to
+// the bare key, with each OAEP hash for RSA, unsigned and signed.
+func (f *fixture) cmsRoundTrip(t *testing.T, k *token.Key, is *cmsIssuer) {
+	t.Helper()
+	cert, err := f.ring.IssueCertificate(k, is.key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cert.CheckSignatureFrom(is.cert); err != nil {
+		t.Fatalf("%s: %v", k.Label, err)
+	}
+	byKey, err := f.ring.CMSRecipient("token:" + k.Label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes := []crypto.Hash{crypto.SHA256}
+	if _, ok := k.Public().(*rsa.PublicKey); ok {
+		hashes = append(hashes, crypto.SHA1)
+	}
+	for _, h := range hashes {
+		byCert, err := cms.NewCertificateRecipient(cert, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []*cms.Recipient{byCert, byKey} {
+			name := fmt.Sprintf("%s %v %s", k.Label, h, r.ID())
+			plain := []byte("to " + name)
+			got, _, err := openCMS(f.ring, sealCMS(t, plain, []*cms.Recipient{r}, nil), &cms.OpenOptions{AllowUnsigned: true})
+			if err != nil || !bytes.Equal(got, plain) {
+				t.Fatalf("%s: %q, %v", name, got, err)
+			}
+			if label, err := f.ring.LabelOf(r.ID()); err != nil || label != k.Label {
+				t.Fatalf("%s: LabelOf = %q, %v", name, label, err)
+			}
+		}
+	}
+	sender := &cms.Sender{Signer: is.signer, Certificate: is.cert, StreamID: 7, Serial: 9, Time: time.Now()}
+	msg := sealCMS(t, []byte("signed"), []*cms.Recipient{byKey}, &cms.SealOptions{Sender: sender})
+	got, res, err := openCMS(f.ring, msg, &cms.OpenOptions{Senders: trusted{is.key.Public()}})
+	if err != nil || string(got) != "signed" || res.Sender == nil || !res.Sender.Certificate.Equal(is.cert) || res.Sender.Serial != 9 {
+		t.Fatalf("%s signed: %q %+v %v", k.Label, got, res, err)
+	}
 }
 
 // TestCMSTamper: a recipient info the token refuses is the one opaque
