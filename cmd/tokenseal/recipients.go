@@ -52,11 +52,17 @@ func readRecipientsFile(path string) ([]string, error) {
 	return specs, nil
 }
 
-// readPublicKey reads a PEM or DER public key or certificate file.
+// readPublicKey reads a PEM or DER public key or certificate file. A
+// certificate's key usage is not checked against encryption (callers
+// want a sender's signing key, or a key id), so a signer's certificate
+// (`key cert --self`, a CMS sender's) is a sender's key.
 func readPublicKey(path string) (crypto.PublicKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if cert := certificateIn(data); cert != nil {
+		return cert.PublicKey, nil
 	}
 	return envelope.ParsePublicKey(data)
 }

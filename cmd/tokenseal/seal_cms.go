@@ -99,11 +99,7 @@ func parseCMSRecipient(data []byte) (*cms.Recipient, error) {
 		return nil, err
 	}
 	h := oaepComment(data)
-	der := data
-	if b, _ := pem.Decode(data); b != nil {
-		der = b.Bytes
-	}
-	if cert, err := x509.ParseCertificate(der); err == nil {
+	if cert := certificateIn(data); cert != nil {
 		return cms.NewCertificateRecipient(cert, h)
 	}
 	pub, err := envelope.ParsePublicKey(data)
@@ -111,6 +107,20 @@ func parseCMSRecipient(data []byte) (*cms.Recipient, error) {
 		return nil, err
 	}
 	return cms.NewKeyRecipient(pub, h)
+}
+
+// certificateIn returns the X.509 certificate data holds, PEM or DER, or
+// nil when it holds something else.
+func certificateIn(data []byte) *x509.Certificate {
+	der := data
+	if b, _ := pem.Decode(data); b != nil {
+		der = b.Bytes
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil
+	}
+	return cert
 }
 
 // oaepComment is the OAEP hash named by an "# oaep-hash: sha1" comment
