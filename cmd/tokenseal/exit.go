@@ -85,7 +85,7 @@ func hint(err error) string {
 	case errors.Is(err, token.ErrKeyNotFound):
 		return "run 'tokenseal key list' to see the keys on the token"
 	}
-	return ""
+	return cmsHint(err)
 }
 
 // report prints err as one "tokenseal: error:" line (and maybe a hint) and

@@ -22,6 +22,15 @@
 // once, never an anonymous one unless told, and never one dated in the
 // future.
 //
+// # CMS
+//
+// CMS messages (package envelope/cms: what `openssl cms` and S/MIME
+// clients write) are one more kind of input, told from envelopes by their
+// first bytes, under the same order and the same trusted senders and
+// ledger: see [CMS]. They are never released before their tag (and
+// signature) verified, even to a stream, since AES-GCM's tag comes after
+// the whole content.
+//
 // # Storage
 //
 // Trusted senders, the ledger and the record of rewrapped originals sit
@@ -105,6 +114,8 @@ type Config struct {
 	Watch Watcher
 	// Log, when set, gets a debug record for each verified envelope.
 	Log *slog.Logger
+	// CMS says how CMS messages among the inputs are opened (cms.go).
+	CMS CMS
 }
 
 // A Watcher follows a Receiver's reading. Its methods may be called from
@@ -261,6 +272,8 @@ func (r *Receiver) logOpened(name string, o *envelope.Opened) {
 	}
 	r.cfg.Log.Debug("envelope verified", attrs...)
 }
+
+var errRewrapCMS = errors.New("input is a CMS message; rewrap rewraps tokenseal envelopes only (open it and seal it again)")
 
 type noWatch struct{}
 
