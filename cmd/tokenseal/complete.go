@@ -36,7 +36,8 @@ var flagCompletions = map[string]string{
 	"remove-recipient": ":files", "manifest": ":files",
 	"state-dir": ":dirs", "export-dir": ":dirs", "from": ":dirs", "to": ":dirs",
 	"recipient": "recipient", "sign-with": "key", "to-self": "key", "label": "key",
-	"token": "token", "type": "type", "usage": "usage", "max-age": "duration",
+	"token": "token", "type": "type", "usage": "usage", "max-age": "duration", "format": "format",
+	"issuer": "key",
 }
 
 // argCompletions say what the arguments of a command are, by its path.
@@ -195,6 +196,8 @@ func (cp *completion) kind(kind string) ([]string, string) {
 		return []string{"exchange", "sign"}, ":none"
 	case "duration":
 		return []string{"none"}, ":none"
+	case "format":
+		return []string{"tokenseal", "cms"}, ":none"
 	case "shell":
 		return []string{"bash", "zsh", "fish"}, ":none"
 	case "commands":

@@ -20,7 +20,7 @@ import (
 
 var inspectCommand = &cli.Command{
 	Name:      "inspect",
-	Usage:     "describe an envelope without any token or PIN: recipients, sender, serial, timestamp, sizes",
+	Usage:     "describe an envelope or CMS message without any token or PIN: recipients, sender, serial, timestamp, sizes",
 	UsageText: "tokenseal inspect [--json] [--labels] [IN]",
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "print JSON"},
@@ -76,7 +76,11 @@ func inspect(c *cli.Context) error {
 		return err
 	}
 	defer src.Close()
-	info, err := envelope.Inspect(src)
+	in, isCMS := peekCMS(src)
+	if isCMS {
+		return inspectCMS(c, in)
+	}
+	info, err := envelope.Inspect(in)
 	if err != nil {
 		return err
 	}

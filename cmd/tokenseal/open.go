@@ -21,9 +21,9 @@ import (
 
 var openCommand = &cli.Command{
 	Name:      "open",
-	Usage:     "decrypt envelopes addressed to a key on the token, verifying sender, freshness and replay",
-	UsageText: "tokenseal open [-o OUT] [--sender PUBKEY] [--allow-anonymous] [--reopen] [IN]\n   tokenseal open -o DIR IN...",
-	Flags: []cli.Flag{
+	Usage:     "decrypt envelopes (and CMS messages) addressed to a key on the token, verifying sender, freshness and replay",
+	UsageText: "tokenseal open [-o OUT] [--sender PUBKEY] [--allow-anonymous] [--allow-unauthenticated] [--allow-unstamped] [--reopen] [IN]\n   tokenseal open -o DIR IN...",
+	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the plaintext to `OUT` (default stdout); with several inputs, a directory"},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite OUT if it exists"},
 		&cli.StringSliceFlag{Name: "sender", Usage: "also trust the sender public key in `PUBKEY` (PEM/DER key or certificate) for this call (repeatable)"},
@@ -35,7 +35,7 @@ var openCommand = &cli.Command{
 		flagStateDir,
 		flagStateURL,
 		flagSync,
-	},
+	}, openCMSFlags...),
 	Action: openAction,
 }
 
@@ -272,6 +272,7 @@ func newReceiver(c *cli.Context, kr *keyring.Keyring, st *lazyState, w receive.W
 		Window:         c.Uint64("window"),
 		Watch:          w,
 		Log:            slog.Default(),
+		CMS:            openCMS(c, kr),
 		Reopen:         c.Bool("reopen"),
 		Reopened: func(name, sender string, first *state.Acceptance) {
 			fmt.Fprintf(c.App.ErrWriter, "tokenseal: %s: opened again: serial %d from %s, first accepted at %s\n",

@@ -29,14 +29,14 @@ var flagSync = &cli.BoolFlag{
 
 var sealCommand = &cli.Command{
 	Name:      "seal",
-	Usage:     "encrypt a file or stream to one or more recipients' public keys",
-	UsageText: "tokenseal seal -r RECIPIENT [-r ...] [-R RECIPIENTS_FILE] [--to-self KEY] [--sign-with KEY | --anonymous] [-o OUT] [--armor] [IN]",
-	Flags: append([]cli.Flag{
+	Usage:     "encrypt a file or stream to one or more recipients' public keys (a tokenseal envelope, or CMS with --format cms)",
+	UsageText: "tokenseal seal -r RECIPIENT [-r ...] [-R RECIPIENTS_FILE] [--to-self KEY] [--sign-with KEY | --anonymous] [-o OUT] [--armor] [--format tokenseal|cms [--cms-compat]] [IN]",
+	Flags: append(append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "recipient", Aliases: []string{"r"}, Usage: "seal to `RECIPIENT`: a PEM/DER public key or certificate file, token:LABEL, or a pkcs11: URI (repeatable)"},
 		&cli.StringSliceFlag{Name: "recipients-file", Aliases: []string{"R"}, Usage: "read recipients from `FILE`, one a line, # comments (repeatable)"},
 		flagToSelf,
 		&cli.BoolFlag{Name: "no-to-self", Usage: "do not add the --to-self key (set in the environment or the config file) this time"},
-	}, envelopeWriteFlags()...),
+	}, envelopeWriteFlags()...), sealFormatFlags...),
 	Action: seal,
 }
 
@@ -122,7 +122,11 @@ func seal(c *cli.Context) error {
 	if len(specs) == 0 {
 		return usageErrorf("seal needs at least one recipient (-r, -R or --to-self)")
 	}
-	stream, out, err := sealTarget(c, in, out)
+	isCMS, err := sealFormat(c)
+	if err != nil {
+		return err
+	}
+	stream, out, err := sealTarget(c, in, out, isCMS)
 	if err != nil {
 		return err
 	}
@@ -131,18 +135,14 @@ func seal(c *cli.Context) error {
 	}
 	kr := newKeyring(c)
 	defer kr.Close()
-	recipients, err := resolveRecipients(kr, specs)
+	var open sealFunc
+	if isCMS {
+		open, err = cmsSealer(c, kr, specs, signWith)
+	} else {
+		open, err = envelopeSealer(c, kr, specs, signWith)
+	}
 	if err != nil {
 		return err
-	}
-
-	opts := &envelope.SealOptions{Armor: c.Bool("armor")}
-	if signWith != "" {
-		sender, err := senderFor(c, kr, signWith)
-		if err != nil {
-			return err
-		}
-		opts.Sender = sender
 	}
 
 	src, err := openInput(c.App.Reader, in)
@@ -151,18 +151,14 @@ func seal(c *cli.Context) error {
 	}
 	defer src.Close()
 
-	var dst io.Writer = c.App.Writer
-	var af *atomicFile
-	if stream != nil {
-		dst = stream
-	} else if out != "" {
-		if af, err = createOutput(out, c.Bool("force"), 0o644); err != nil {
-			return err
-		}
-		defer af.Abort()
-		dst = af
+	dst, af, err := sealOutput(c, stream, out)
+	if err != nil {
+		return err
 	}
-	w, err := envelope.Seal(dst, recipients, opts)
+	if af != nil {
+		defer af.Abort()
+	}
+	w, err := open(dst)
 	if err != nil {
 		return err
 	}
@@ -190,10 +186,24 @@ func seal(c *cli.Context) error {
 	return nil
 }
 
+// sealOutput is where seal writes: the stream sealTarget opened, the
+// file out (made on commit), or standard output.
+func sealOutput(c *cli.Context, stream *os.File, out string) (io.Writer, *atomicFile, error) {
+	switch {
+	case stream != nil:
+		return stream, nil, nil
+	case out != "":
+		af, err := createOutput(out, c.Bool("force"), 0o644)
+		return af, af, err
+	}
+	return c.App.Writer, nil, nil
+}
+
 // sealTarget resolves -o: a device or FIFO is written directly (the
 // stream returned); a directory takes the envelope as IN.tseal (or
-// IN.tseal.asc with --armor) inside it; anything else is the file.
-func sealTarget(c *cli.Context, in, out string) (*os.File, string, error) {
+// IN.tseal.asc with --armor; a CMS message IN.p7m) inside it; anything
+// else is the file.
+func sealTarget(c *cli.Context, in, out string, isCMS bool) (*os.File, string, error) {
 	if out == "" {
 		return nil, "", nil
 	}
@@ -213,10 +223,29 @@ func sealTarget(c *cli.Context, in, out string) (*os.File, string, error) {
 		return nil, "", usageErrorf("-o %s is a directory: with standard input as the input, name the output file", out)
 	}
 	name := filepath.Base(in) + ".tseal"
-	if c.Bool("armor") {
+	switch {
+	case isCMS:
+		name = filepath.Base(in) + ".p7m"
+	case c.Bool("armor"):
 		name += ".asc"
 	}
 	return nil, filepath.Join(out, name), nil
+}
+
+// envelopeSealer resolves the recipients and the signer for a tokenseal
+// envelope, reserving the signer's serial last.
+func envelopeSealer(c *cli.Context, kr *keyring.Keyring, specs []string, signWith string) (sealFunc, error) {
+	recipients, err := resolveRecipients(kr, specs)
+	if err != nil {
+		return nil, err
+	}
+	opts := &envelope.SealOptions{Armor: c.Bool("armor")}
+	if signWith != "" {
+		if opts.Sender, err = senderFor(c, kr, signWith); err != nil {
+			return nil, err
+		}
+	}
+	return func(dst io.Writer) (io.WriteCloser, error) { return envelope.Seal(dst, recipients, opts) }, nil
 }
 
 // senderFor finds the signing key on the token and reserves the next

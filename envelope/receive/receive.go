@@ -40,6 +40,15 @@
 // (envelope.NoIdentityMatchError), where the identities can tell
 // ([Holder]): that is what the user must hear first.
 //
+// # CMS
+//
+// CMS messages (package envelope/cms: what `openssl cms` and S/MIME
+// clients write) are one more kind of input, told from envelopes by their
+// first bytes, under the same order and the same trusted senders and
+// ledger: see [CMS]. They are never released before their tag (and
+// signature) verified, even to a stream, since AES-GCM's tag comes after
+// the whole content.
+//
 // # Storage
 //
 // Trusted senders, the ledger and the record of rewrapped originals sit
@@ -145,6 +154,8 @@ type Config struct {
 	// again: its name, its sender's name and the ledger's record of its
 	// first acceptance.
 	Reopened func(name, sender string, first *state.Acceptance)
+	// CMS says how CMS messages among the inputs are opened (cms.go).
+	CMS CMS
 }
 
 // A Watcher follows a Receiver's reading. Its methods may be called from
@@ -364,7 +375,7 @@ type NotSameError struct {
 func (e *NotSameError) Error() string {
 	at := e.First.At.UTC().Format(time.RFC3339)
 	if e.First.Digest == ([32]byte{}) {
-		return fmt.Sprintf("replayed envelope: serial %d from %s was accepted at %s, before the ledger kept envelope digests: it cannot be told apart from another envelope, so it is not opened again", e.Serial, e.Sender, at)
+		return fmt.Sprintf("replayed envelope: serial %d from %s was accepted at %s with no digest kept (a CMS message, or accepted before tokenseal kept them): it cannot be told apart from another, so it is not opened again", e.Serial, e.Sender, at)
 	}
 	return fmt.Sprintf("replayed envelope: serial %d from %s was accepted at %s for another envelope; only that same envelope opens again", e.Serial, e.Sender, at)
 }
@@ -451,6 +462,8 @@ func (r *Receiver) notForUs(err error, header func() *format.Header) error {
 	}
 	return &envelope.NoIdentityMatchError{KeyIDs: ids}
 }
+
+var errRewrapCMS = errors.New("input is a CMS message; rewrap rewraps tokenseal envelopes only (open it and seal it again)")
 
 type noWatch struct{}
 

@@ -69,6 +69,14 @@ var errNoRewrapRecord = errors.New("no state to record the rewrapped original in
 // (unless pol.Again). The new envelope goes to dst, committed only after all that, and aborted
 // otherwise. opts.Open is set by Rewrap.
 func (r *Receiver) Rewrap(dst Output, src io.Reader, opts envelope.RewrapOptions, pol RewrapPolicy) (*envelope.Rewrapped, error) {
+	src, isCMS, err := sniff(src)
+	if err == nil && isCMS {
+		err = errRewrapCMS
+	}
+	if err != nil {
+		dst.Abort()
+		return nil, err
+	}
 	opts.Open = r.openOptions()
 	newSender := opts.NewSender
 	opts.NewSender = func(orig *envelope.Opened) (*envelope.Sender, error) {

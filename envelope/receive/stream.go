@@ -20,6 +20,13 @@ import (
 // not asked again after the ledger counted the envelope. name stands for
 // src in log records.
 func (r *Receiver) Stream(name string, src io.Reader, dst io.Writer) error {
+	src, isCMS, err := sniff(src)
+	if err != nil {
+		return err
+	}
+	if isCMS {
+		return r.streamCMS(name, src, dst)
+	}
 	spool, err := newSpool()
 	if err != nil {
 		return err
