@@ -113,12 +113,7 @@ func seal(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if self := c.String("to-self"); self != "" && !c.Bool("no-to-self") {
-		if !keyring.IsSpec(self) {
-			self = "token:" + self
-		}
-		specs = append(specs, self)
-	}
+	specs = withToSelf(c, specs)
 	if len(specs) == 0 {
 		return usageErrorf("seal needs at least one recipient (-r, -R or --to-self)")
 	}
@@ -184,6 +179,19 @@ func seal(c *cli.Context) error {
 	}
 	p.Finish()
 	return nil
+}
+
+// withToSelf adds the --to-self key (a label or a pkcs11: URI) to the
+// recipients, unless --no-to-self.
+func withToSelf(c *cli.Context, specs []string) []string {
+	self := c.String("to-self")
+	if self == "" || c.Bool("no-to-self") {
+		return specs
+	}
+	if !keyring.IsSpec(self) {
+		self = "token:" + self
+	}
+	return append(specs, self)
 }
 
 // sealOutput is where seal writes: the stream sealTarget opened, the
