@@ -91,14 +91,20 @@ func (d *daemon) tail() string {
 }
 
 // freePorts returns a free port P whose successor P+1 is free too: the
-// TSS's swtpm TCTI sends commands to P and control messages to P+1.
+// TSS's swtpm TCTI sends commands to P and control messages to P+1. The
+// pair is drawn at random below the kernel's ephemeral range (32768 and
+// up by default): there, bind(0) gives even ports and connect() takes
+// odd ones, so on a machine with thousands of connections (parallel
+// PostgreSQL tests) P+1 of a bind(0) port was nearly always taken.
 func freePorts() (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for range 50 {
+		var b [2]byte
+		rand.Read(b[:])
+		p := 10000 + int(uint16(b[0])<<8|uint16(b[1]))%22000 // 10000..31999
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 		if err != nil {
-			return 0, err
+			continue
 		}
-		p := l.Addr().(*net.TCPAddr).Port
 		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
 		l.Close()
 		if err == nil {
