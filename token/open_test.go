@@ -83,7 +83,8 @@ func TestPINNeverSent(t *testing.T) {
 		bad = append(bad, strings.Repeat("1", c.MaxPIN+1))
 		for _, pin := range bad {
 			_, err := token.Open(token.Config{Module: pt.Module, Token: pt.Label, PIN: pin})
-			if !errors.Is(err, token.ErrPINInvalid) || strings.Contains(err.Error(), pin) {
+			// (The token's random label may hold the PIN's digits.)
+			if !errors.Is(err, token.ErrPINInvalid) || strings.Contains(strings.ReplaceAll(err.Error(), pt.Label, ""), pin) {
 				t.Errorf("pin %q: got %v, want ErrPINInvalid without the pin", pin, err)
 			}
 		}
