@@ -3,36 +3,42 @@ package stream
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // The pipelined paths, Writer.ReadFrom and Reader.WriteTo, share this
-// plumbing. A source goroutine fills jobs (each up to chunksPerJob
-// chunks in one buffer, read with one call where the input allows) and
-// hands each to the workers and, in the same order, to the sink, which
-// runs in the caller's goroutine: it waits for each job to be done and
-// writes it, so the output is in order whatever order the workers finish
-// in. A fixed set of jobs is reused in place (no allocation per chunk),
-// and every goroutine is joined before the pipelined method returns.
+// plumbing: a few workers, each with a job buffer of its own, take turns
+// to read, and take turns in the same order to write. Each worker reads
+// a job (up to chunksPerJob chunks, framed in order under its read
+// turn), seals or opens it and digests its chunks while they are in its
+// core's cache, then writes it when its write turn comes. The turns go
+// round the workers in a ring, so the output is in order, one hand-off
+// passes each turn, and a job's bytes stay on one core from the read to
+// the write. Every goroutine is joined before the pipelined method
+// returns.
 
-// chunksPerJob is the number of chunks a job holds. Bigger jobs mean
-// fewer system calls and goroutine hand-offs per byte; smaller ones,
-// less memory. Four (256 KiB) is where the hand-offs stop showing in
-// profiles (see BenchmarkPipelineJobs).
+// chunksPerJob is the number of chunks a job holds: 256 KiB, one read
+// and one write call each on the open side, and a few reads and one
+// write on the seal side. Bigger jobs mean fewer system calls and
+// hand-offs per byte; smaller ones, less memory. A job fits easily in a
+// core's L2 cache.
 const chunksPerJob = 4
 
 // jobBufSize holds chunksPerJob sealed chunks and, for a Reader, the
 // look-ahead past them: up to a trailer and one byte.
 const jobBufSize = chunksPerJob*EncChunkSize + MaxTrailer + 1
 
-// maxWorkers bounds the AEAD workers: past a few cores the file system,
-// not the AEAD, is the limit.
+// maxWorkers bounds the workers: past a few cores the file system, not
+// the AEAD and the digests, is the limit.
 const maxWorkers = 8
 
-func workerCount() int { return min(runtime.GOMAXPROCS(0), maxWorkers) }
+// workerCount is one worker per CPU and one more, which reads or writes
+// while the others compute.
+func workerCount() int { return min(runtime.GOMAXPROCS(0)+1, maxWorkers) }
 
 // job is up to chunksPerJob chunks on their way through a pipeline.
 // Chunk i sits at buf[i*EncChunkSize:], lens[i] bytes long (ciphertext
-// and tag on the wire side); out is what the sink writes.
+// and tag on the wire side); out is what the Reader's sink writes.
 type job struct {
 	buf     []byte // jobBufSize
 	k       int    // chunks in the job
@@ -40,9 +46,8 @@ type job struct {
 	nonces  [chunksPerJob]nonce
 	digests [chunksPerJob][32]byte
 	out     []byte
-	err     error         // stops the job: set before a worker (by pre) or by one
-	ferr    error         // the source's framing error after the job's chunks
-	done    chan struct{} // a worker signals when it is through with the job
+	err     error // stops the job before its worker processes it, or set by the worker
+	ferr    error // the source's framing error, reported after the job's chunks
 }
 
 func (j *job) reset() {
@@ -59,10 +64,8 @@ func (j *job) chunk(i int) []byte {
 
 // jobPool recycles jobs and their buffers across pipelines and serial
 // readers, so that opening many small envelopes in one process does not
-// allocate and clear 256 KiB each time.
-var jobPool = sync.Pool{New: func() any {
-	return &job{buf: make([]byte, jobBufSize), done: make(chan struct{}, 1)}
-}}
+// allocate and clear a buffer each time.
+var jobPool = sync.Pool{New: func() any { return &job{buf: make([]byte, jobBufSize)} }}
 
 func getJob() *job {
 	j := jobPool.Get().(*job)
@@ -75,133 +78,76 @@ func putJob(j *job) {
 	jobPool.Put(j)
 }
 
-// pipeline is the plumbing: free jobs, the workers' queue, the sink's
-// queue in stream order, and a stop signal.
-type pipeline struct {
-	free    chan *job
-	work    chan *job
-	ordered chan *job
-	stop    chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
+// stages are what a pipeline does with each job. read runs under the
+// read turn, in stream order: it fills the job and returns false when
+// nothing is left to read after it (the input ended or failed). process
+// runs on the worker's own state (an AEAD and a chunk hasher, made by
+// the pipeline's newWorker: nothing is shared), outside the turns, and
+// is skipped for a job with an error or no chunks. write runs under the
+// write turn, in stream order; an error from it, io.EOF included, stops
+// the pipeline.
+type stages[W any] struct {
+	newWorker func() W
+	read      func(*job) (more bool)
+	process   func(W, *job)
+	write     func(*job) error
 }
 
-// newPipeline starts workers goroutines, each running process on the
-// jobs it is given, with a state of its own made by newWorker (an AEAD
-// and a chunk hasher: nothing is shared between workers).
-func newPipeline[W any](workers int, newWorker func() W, process func(W, *job)) *pipeline {
-	n := workers + 3 // one being read, one being written, one spare
-	p := &pipeline{
-		free:    make(chan *job, n),
-		work:    make(chan *job, n),
-		ordered: make(chan *job, n),
-		stop:    make(chan struct{}),
+// run runs the pipeline until read has nothing more or write fails, and
+// returns write's first error (nil when read ran out and every job was
+// written).
+func run[W any](s stages[W]) error {
+	n := workerCount()
+	readTurn := make([]chan struct{}, n)
+	writeTurn := make([]chan struct{}, n)
+	for i := range n {
+		readTurn[i] = make(chan struct{}, 1)
+		writeTurn[i] = make(chan struct{}, 1)
 	}
-	for range n {
-		p.free <- getJob()
-	}
-	for range workers {
-		w := newWorker()
-		p.wg.Add(1)
+	readTurn[0] <- struct{}{}
+	writeTurn[0] <- struct{}{}
+	var (
+		ended  bool        // under the read turn: nothing more to read
+		halted atomic.Bool // a write failed or ended the stream
+		first  error       // under the write turn
+		wg     sync.WaitGroup
+	)
+	for i := range n {
+		next := (i + 1) % n
+		wg.Add(1)
 		go func() {
-			defer p.wg.Done()
-			for j := range p.work {
-				if j.err == nil {
-					process(w, j)
+			defer wg.Done()
+			w := s.newWorker()
+			j := getJob()
+			defer putJob(j)
+			for {
+				<-readTurn[i]
+				if ended || halted.Load() {
+					ended = true
+					readTurn[next] <- struct{}{}
+					return
 				}
-				j.done <- struct{}{}
+				j.reset()
+				more := s.read(j)
+				ended = !more
+				readTurn[next] <- struct{}{}
+				if j.err == nil && j.k > 0 {
+					s.process(w, j)
+				}
+				<-writeTurn[i]
+				if !halted.Load() {
+					if err := s.write(j); err != nil {
+						first = err
+						halted.Store(true)
+					}
+				}
+				writeTurn[next] <- struct{}{}
+				if !more {
+					return
+				}
 			}
 		}()
 	}
-	return p
-}
-
-// get returns a free job, or nil once the pipeline is halted.
-func (p *pipeline) get() *job {
-	select {
-	case j := <-p.free:
-		j.reset()
-		return j
-	case <-p.stop:
-		return nil
-	}
-}
-
-// send hands a filled job to the workers and to the sink.
-func (p *pipeline) send(j *job) {
-	p.work <- j
-	p.ordered <- j
-}
-
-// recycle returns a job the source did not send.
-func (p *pipeline) recycle(j *job) { p.free <- j }
-
-// halt tells the source to stop; what is in flight drains.
-func (p *pipeline) halt() { p.once.Do(func() { close(p.stop) }) }
-
-// source runs fill in a goroutine of its own; fill sends jobs with
-// p.send until it returns. pre, when not nil, runs on each job in order
-// in another goroutine before the workers get it (the version 1 payload
-// hash, which must see the ciphertext in order and before it is
-// decrypted in place).
-func (p *pipeline) source(fill func(send func(*job)), pre func(*job)) {
-	send := p.send
-	var hand chan *job
-	if pre != nil {
-		hand = make(chan *job, cap(p.free))
-		send = func(j *job) { hand <- j }
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			defer close(p.work)
-			defer close(p.ordered)
-			for j := range hand {
-				if j.err == nil {
-					pre(j)
-				}
-				p.send(j)
-			}
-		}()
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		if hand != nil {
-			defer close(hand)
-		} else {
-			defer close(p.work)
-			defer close(p.ordered)
-		}
-		fill(send)
-	}()
-}
-
-// sink runs write on every job in stream order, once its worker is
-// through with it, and recycles it; after the first error it only
-// drains. It returns the first error.
-func (p *pipeline) sink(write func(*job) error) error {
-	var err error
-	for j := range p.ordered {
-		<-j.done
-		if err == nil {
-			if err = write(j); err != nil {
-				p.halt()
-			}
-		}
-		p.free <- j
-	}
-	return err
-}
-
-// close waits for every goroutine and returns the jobs to the pool.
-func (p *pipeline) close() {
-	p.wg.Wait()
-	for {
-		select {
-		case j := <-p.free:
-			putJob(j)
-		default:
-			return
-		}
-	}
+	wg.Wait()
+	return first
 }

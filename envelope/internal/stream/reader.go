@@ -223,54 +223,45 @@ func (r *Reader) writeUnread(dst io.Writer) (int64, error) {
 	return total, nil
 }
 
-// pipelined decrypts the chunks left to dst: frame, open (and digest),
-// write.
+// pipelined decrypts the chunks left to dst: frame (and give Hash and
+// Tee the ciphertext) in order, open and digest in parallel, write in
+// order.
 func (r *Reader) pipelined(dst io.Writer) (int64, error) {
 	if r.j != nil { // the serial path's buffer is not needed any more
 		putJob(r.j)
 		r.j = nil
 	}
-	p := newPipeline(workerCount(), func() *openWorker {
-		a, _ := newAEAD(r.key) // the key was checked by NewReader
-		return &openWorker{a: a, h: newChunkHasher()}
-	}, func(ow *openWorker, j *job) { r.open(ow.a, ow.h, j) })
-	var pre func(*job)
-	if r.Hash != nil || r.Tee != nil {
-		pre = func(j *job) { j.err = r.observe(j) }
-	}
-	p.source(func(send func(*job)) {
-		for !r.f.done {
-			j := p.get()
-			if j == nil {
-				return
-			}
-			j.ferr = r.f.frame(j, chunksPerJob)
-			send(j)
-			if j.ferr != nil {
-				return
-			}
-		}
-	}, pre)
 	var total int64
-	err := p.sink(func(j *job) error {
-		n, err := dst.Write(j.out)
-		total += int64(n)
-		if err != nil {
-			return err
-		}
-		r.addDigests(j)
-		if j.err != nil {
-			return j.err
-		}
-		if j.ferr != nil {
-			return j.ferr
-		}
-		if j.final() {
-			return io.EOF
-		}
-		return nil
+	err := run(stages[*openWorker]{
+		newWorker: func() *openWorker {
+			a, _ := newAEAD(r.key) // the key was checked by NewReader
+			return &openWorker{a: a, h: newChunkHasher()}
+		},
+		read: func(j *job) bool {
+			if j.ferr = r.f.frame(j, chunksPerJob); j.ferr == nil {
+				j.err = r.observe(j)
+			}
+			return !r.f.done && j.ferr == nil && j.err == nil
+		},
+		process: func(ow *openWorker, j *job) { r.open(ow.a, ow.h, j) },
+		write: func(j *job) error {
+			n, err := dst.Write(j.out)
+			total += int64(n)
+			if err != nil {
+				return err
+			}
+			r.addDigests(j)
+			switch {
+			case j.err != nil:
+				return j.err
+			case j.ferr != nil:
+				return j.ferr
+			case j.final():
+				return io.EOF
+			}
+			return nil
+		},
 	})
-	p.close()
 	if err == nil {
 		err = errors.New("stream: payload ended without a last chunk")
 	}

@@ -114,28 +114,37 @@ func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	p := newPipeline(workerCount(), func() *sealWorker {
-		a, _ := newAEAD(w.key) // the key was checked by NewWriter
-		return &sealWorker{a: a, h: newChunkHasher()}
-	}, func(sw *sealWorker, j *job) {
-		for i := range j.k {
-			c := j.buf[i*EncChunkSize:]
-			w.seal(sw.a, sw.h, &j.digests[i], c[:ChunkSize], j.nonces[i])
-		}
-	})
 	var total int64
 	var rerr error
-	p.source(func(send func(*job)) { total, rerr = w.fill(src, p, send) }, nil)
-	werr := p.sink(func(j *job) error {
-		if w.Digests != nil {
-			for i := range j.k {
-				w.Digests.add(&j.digests[i])
+	werr := run(stages[*sealWorker]{
+		newWorker: func() *sealWorker {
+			a, _ := newAEAD(w.key) // the key was checked by NewWriter
+			return &sealWorker{a: a, h: newChunkHasher()}
+		},
+		read: func(j *job) bool {
+			n, done, err := w.readJob(src, j)
+			total += n
+			if err != nil {
+				rerr = err
 			}
-		}
-		_, err := w.dst.Write(j.buf[:j.k*EncChunkSize])
-		return err
+			return !done && err == nil
+		},
+		process: func(sw *sealWorker, j *job) {
+			for i := range j.k {
+				c := j.buf[i*EncChunkSize:]
+				w.seal(sw.a, sw.h, &j.digests[i], c[:ChunkSize], j.nonces[i])
+			}
+		},
+		write: func(j *job) error {
+			if w.Digests != nil {
+				for i := range j.k {
+					w.Digests.add(&j.digests[i])
+				}
+			}
+			_, err := w.dst.Write(j.buf[:j.k*EncChunkSize])
+			return err
+		},
 	})
-	p.close()
 	if werr != nil {
 		rerr = werr
 	}
@@ -143,90 +152,51 @@ func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
 	return total, rerr
 }
 
-// fill is ReadFrom's source. It reads src into the chunk slots of jobs
-// (a slot holds a chunk's plaintext with room for its tag), and sends a
-// job once it knows none of its chunks is the last: a full chunk is not
-// the last only once at least one more byte has arrived. At io.EOF the
-// last chunk goes back to w.buf, as Write leaves it, for Close. It stops
-// at a read error or when the pipeline halts (the sink's error is then
-// reported).
-func (w *Writer) fill(src io.Reader, p *pipeline, send func(*job)) (int64, error) {
-	j := p.get()
-	if j == nil {
-		return 0, nil
-	}
-	var total int64
-	// What Write left starts the first chunk.
-	have := copy(j.buf[:ChunkSize], w.buf)
-	w.buf = w.buf[:0]
-	var prev *job // full, its last chunk waiting for a byte after it
-	drop := func(js ...*job) {
-		for _, j := range js {
-			if j != nil {
-				p.recycle(j)
-			}
-		}
-	}
-	for s := 0; ; {
+// readJob is ReadFrom's read stage: it reads the next full chunks into
+// the slots of j (a slot holds a chunk's plaintext with room for its
+// tag), each known not to be the last: a full chunk is not the last once
+// at least one more byte has arrived, which readJob reads ahead into
+// w.buf. At io.EOF (done) the last chunk is back in w.buf, unsealed, as
+// Write leaves it, for Close; the chunks before it are in j.
+func (w *Writer) readJob(src io.Reader, j *job) (total int64, done bool, err error) {
+	for s := 0; s < chunksPerJob; s++ {
 		slot := j.buf[s*EncChunkSize : s*EncChunkSize+ChunkSize]
+		have := copy(slot, w.buf) // what Write left, or the byte read ahead
+		w.buf = w.buf[:0]
 		n, err := io.ReadFull(src, slot[have:])
-		have += n
 		total += int64(n)
-		if have > 0 && prev != nil {
-			send(prev) // a byte came after its last chunk
-			prev = nil
-		}
+		have += n
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			for _, j := range w.keepLast(j, s, have, prev) {
-				if j.k > 0 {
-					send(j)
-				} else {
-					p.recycle(j)
-				}
+			if have == 0 && s > 0 {
+				// The chunk before was full and is the last.
+				s--
+				have = ChunkSize
+				w.nonce = j.nonces[s]
+				j.k = s
 			}
-			return total, nil
+			w.buf = append(w.buf, j.buf[s*EncChunkSize:s*EncChunkSize+have]...)
+			return total, true, nil
 		}
 		if err != nil {
-			drop(j, prev)
-			return total, err
+			return total, true, err
 		}
-		// The slot is full: whether it is the last chunk is known only
-		// once a byte arrives for the next.
 		j.lens[s], j.nonces[s], j.k = EncChunkSize, w.nonce, s+1
 		if err := w.nonce.inc(); err != nil {
-			drop(j, prev)
-			return total, err
-		}
-		s, have = s+1, 0
-		if s == chunksPerJob {
-			prev = j
-			if j = p.get(); j == nil {
-				drop(prev)
-				return total, nil // halted: the sink's error is reported
-			}
-			s = 0
+			return total, true, err
 		}
 	}
-}
-
-// keepLast ends fill at io.EOF, slot s of j holding have bytes. The last
-// chunk is that slot when it has bytes, else the full chunk before it
-// (in j, or the last of prev); it goes back to w.buf, unsealed, with
-// w.nonce its nonce. It returns the jobs left, in order, each without
-// the last chunk.
-func (w *Writer) keepLast(j *job, s, have int, prev *job) []*job {
-	switch {
-	case have > 0:
-		w.buf = append(w.buf, j.buf[s*EncChunkSize:s*EncChunkSize+have]...)
-	case s > 0:
-		s--
-		w.buf = append(w.buf, j.buf[s*EncChunkSize:s*EncChunkSize+ChunkSize]...)
-		w.nonce, j.k = j.nonces[s], s
-	case prev != nil:
+	// Whether the job's last chunk is the last of all: one byte ahead.
+	n, err := io.ReadFull(src, w.buf[:1])
+	total += int64(n)
+	switch err {
+	case nil:
+		w.buf = w.buf[:1]
+		return total, false, nil
+	case io.EOF:
 		last := chunksPerJob - 1
-		w.buf = append(w.buf, prev.buf[last*EncChunkSize:last*EncChunkSize+ChunkSize]...)
-		w.nonce, prev.k = prev.nonces[last], last
-		return []*job{prev, j}
+		w.buf = append(w.buf[:0], j.buf[last*EncChunkSize:last*EncChunkSize+ChunkSize]...)
+		w.nonce, j.k = j.nonces[last], last
+		return total, true, nil
 	}
-	return []*job{j}
+	return total, true, err
 }
