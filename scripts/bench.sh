@@ -176,7 +176,7 @@ for k in ec rsa sign; do "$ts" key export --label "bench-$k" -o "$work/keys/$k.p
 # state-tmpl: the sender trusted, nothing in the ledger; every open gets a
 # fresh copy. state-seal: the sender's serial counters.
 "$ts" trust add --state-dir "$work/state-tmpl" bench-sender "$work/keys/sign.pem" >&2
-mkdir -p "$work/state-seal"
+mkdir -p -m 700 "$work/state-seal"
 ec=$work/keys/ec.pem
 
 # fresh_state DIR: a prepare step giving DIR a fresh copy of state-tmpl.
@@ -461,6 +461,54 @@ chmod +x "$work/prep-floor"
 hf batch-writefloor "$runs" "$warmup" "$(q "$work/prep-floor")" \
 	"$(q "$bin/writefloor") -dir $(q "$bo") -n $batch_n -size 1024" none
 
+# ---------------------------------------------------------------- shared ledger
+# Issue 14: the same batch open with the ledger in PostgreSQL on loopback
+# (a server of its own, scripts/bench/pgserver, fsync on), against the
+# SQLite run above; then 8 openers at once, each with its share of the
+# envelopes (one sender stream: every batch commit takes its row lock).
+log "shared ledger: starting PostgreSQL"
+go build -o "$bin/" ./scripts/bench/pgserver
+coproc PGSERVER { "$bin/pgserver"; }
+read -r pg_url pg_pass <&"${PGSERVER[0]}" || true
+if [ -n "${pg_url:-}" ]; then
+	export PGPASSFILE=$pg_pass
+	pgenv="env TOKENSEAL_STATE_URL=$(q "$pg_url") PGPASSFILE=$(q "$pg_pass")"
+	TOKENSEAL_STATE_URL=$pg_url "$ts" trust add bench-sender "$work/keys/sign.pem" >&2
+	printf '#!/bin/sh\nset -e\nrm -rf %s\nmkdir %s\n%s -reset %s\n' "$(q "$bo")" "$(q "$bo")" "$(q "$bin/pgserver")" "$(q "$pg_url")" >"$work/prep-batch-pg"
+	chmod +x "$work/prep-batch-pg"
+	hf batch-open-pg "$runs" "$warmup" "$(q "$work/prep-batch-pg")" \
+		"$pgenv $(q "$ts") open -o $(q "$bo") $(q "$work/batch/in")/*.tseal"
+	got=$(find "$bo" -type f | wc -l)
+	[ "$got" -eq "$batch_n" ] || { log "FAILED: PostgreSQL batch open wrote $got of $batch_n files"; errors+=(batch-count-pg); }
+	# Eight openers at once, envelope i to opener i mod 8, each on its own
+	# copy of the token (SoftHSM2 rewrites its token file at every login:
+	# logins at once on one copy can fail). They drift apart on the one
+	# sender stream by more than the default window of 1024 serials, which
+	# would refuse the laggards' envelopes as too old: --window 8192.
+	for w in 0 1 2 3 4 5 6 7; do
+		mkdir -p "$work/softhsm-$w"
+		cp -a "$work/softhsm/tokens" "$work/softhsm-$w/tokens"
+		printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
+			"$work/softhsm-$w/tokens" >"$work/softhsm-$w/softhsm2.conf"
+	done
+	{
+		printf '#!/bin/bash\ncd %s\nfiles=(*.tseal)\n' "$(q "$work/batch/in")"
+		printf 'for w in 0 1 2 3 4 5 6 7; do\n\tpart=()\n'
+		printf '\tfor ((i = w; i < ${#files[@]}; i += 8)); do part+=("${files[i]}"); done\n'
+		printf '\tSOFTHSM2_CONF=%s/softhsm-$w/softhsm2.conf %s %s open --window 8192 -o %s "${part[@]}" &\ndone\n' "$(q "$work")" "$pgenv" "$(q "$ts")" "$(q "$bo")"
+		printf 'fail=0\nfor w in 0 1 2 3 4 5 6 7; do wait -n || fail=1; done\nexit $fail\n'
+	} >"$work/open-8"
+	chmod +x "$work/open-8"
+	hf batch-open-pg-8 "$runs" "$warmup" "$(q "$work/prep-batch-pg")" "$(q "$work/open-8")"
+	got=$(find "$bo" -type f | wc -l)
+	[ "$got" -eq "$batch_n" ] || { log "FAILED: 8 openers wrote $got of $batch_n files"; errors+=(batch-count-pg-8); }
+	unset PGPASSFILE
+else
+	log "FAILED: no PostgreSQL server"
+	errors+=(pgserver)
+fi
+exec {PGSERVER[1]}>&- # the server stops when its input closes
+
 # ---------------------------------------------------------------- report
 # f EXPR: evaluate with awk, empty when an operand is missing.
 f() {
@@ -562,6 +610,10 @@ t "peak RSS, $(mib "$rss_pipe") − 1 KiB, open pipe → pipe (MiB)" "$(flat ope
 t "peak RSS of tokenseal − bare PKCS#11 program (MiB)" "$over_p11" "$(or_na "$(kib "$peak")") (${peak_of:-n/a}) vs $(or_na "$(kib "${RSS[p11oneshot]:-}")")" '<=' 6
 t "one-shot open of 1 KiB ÷ bare PKCS#11 program, medians of $small_runs" "$oneshot" "$(or_na "$(ms "${MED[oneshot-open]:-}")") vs $(or_na "$(ms "${MED[oneshot-p11]:-}")")" '<=' 1.25
 t "batch open of $batch_n ÷ max(token's $batch_n unwraps, bare writes of $batch_n files)" "$batch" "$(or_na "$(ms "${MED[batch-open]:-}")") vs max($(or_na "$(ms "$raw_time")"), $(or_na "$(ms "${MED[batch-writefloor]:-}")"))" '<=' 1.3
+pg_ratio=$(f '%.2f' "${MED[batch-open-pg]:-} / ${MED[batch-open]:-}" "${MED[batch-open-pg]:-}" "${MED[batch-open]:-}")
+pg8_rate=$(f '%.0f' "$batch_n / ${MED[batch-open-pg-8]:-}" "${MED[batch-open-pg-8]:-}")
+echo "| batch open of $batch_n, PostgreSQL ledger / SQLite ledger (issue 14) | $(or_na "$pg_ratio") ($(or_na "$(ms "${MED[batch-open-pg]:-}")") vs $(or_na "$(ms "${MED[batch-open]:-}")")) | <= 1.3 | $(verdict "$pg_ratio" '<=' 1.3) |"
+echo "| accepted envelopes/s, 8 openers on one PostgreSQL ledger (issue 14) | $(or_na "$pg8_rate")/s ($batch_n in $(or_na "$(ms "${MED[batch-open-pg-8]:-}")")) | measured | |"
 if [ "$rss_file" != "$rss_size" ] || [ "$rss_pipe" != "$rss_size" ]; then
 	echo
 	echo "The disk had $(mib "$avail") free: the memory runs used $(mib "$rss_file") files and $(mib "$rss_pipe") pipes instead of $(mib "$rss_size")."

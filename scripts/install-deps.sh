@@ -5,6 +5,16 @@
 # are present.
 set -euo pipefail
 
+# PostgreSQL (initdb, postgres) for the shared-ledger tests: internal/pgtest
+# starts its own server from /usr/lib/postgresql/VERSION/bin.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+	echo "install-deps: installing postgresql"
+	PG_SUDO=""
+	[ "$(id -u)" -ne 0 ] && PG_SUDO="sudo"
+	DEBIAN_FRONTEND=noninteractive $PG_SUDO apt-get update
+	DEBIAN_FRONTEND=noninteractive $PG_SUDO apt-get install -y --no-install-recommends postgresql
+fi
+
 have_softhsm() {
 	command -v softhsm2-util >/dev/null 2>&1 || return 1
 	for p in /usr/lib/softhsm/libsofthsm2.so \

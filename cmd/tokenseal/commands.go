@@ -81,6 +81,7 @@ func commands() []*cli.Command {
 				keyProvisionCommand,
 			},
 		},
+		stateCommand,
 		doctorCommand,
 		completionCommand,
 		manCommand,

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/tokenseal/tokenseal/envelope/state"
+	"github.com/tokenseal/tokenseal/envelope/state/sqlite"
 	"github.com/tokenseal/tokenseal/token"
 	"github.com/urfave/cli/v2"
 )
@@ -156,7 +157,7 @@ func doctor(c *cli.Context) error {
 		stateProblems = append(stateProblems, err)
 		h = &state.Health{}
 	} else {
-		h = state.Check(context.Background(), dir)
+		h = sqlite.Check(context.Background(), dir)
 		stateProblems = append(stateProblems, h.Problems...)
 	}
 

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
-	"github.com/tokenseal/tokenseal/envelope/state"
+	"github.com/tokenseal/tokenseal/envelope/state/sqlite"
 	"github.com/urfave/cli/v2"
 )
 
@@ -192,7 +192,7 @@ func trustedNames(c *cli.Context) map[envelope.KeyID]string {
 	if _, err := os.Stat(filepath.Join(dir, "state.db")); errors.Is(err, os.ErrNotExist) {
 		return names
 	}
-	st, err := state.Open(dir)
+	st, err := sqlite.Open(dir)
 	if err != nil {
 		return names
 	}

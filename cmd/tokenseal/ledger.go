@@ -13,7 +13,7 @@ import (
 var ledgerShowCommand = &cli.Command{
 	Name:   "show",
 	Usage:  "list the replay ledger: senders, highest serial, window occupancy, last accepted time",
-	Flags:  []cli.Flag{flagStateDir, &cli.BoolFlag{Name: "json", Usage: "print a JSON array"}},
+	Flags:  []cli.Flag{flagStateDir, flagStateURL, &cli.BoolFlag{Name: "json", Usage: "print a JSON array"}},
 	Action: ledgerShow,
 }
 
@@ -21,7 +21,7 @@ var ledgerForgetCommand = &cli.Command{
 	Name:      "forget",
 	Usage:     "drop the ledger entries of sender NAME (its old envelopes become acceptable again)",
 	UsageText: "tokenseal ledger forget [--yes] NAME",
-	Flags:     []cli.Flag{flagStateDir, &cli.BoolFlag{Name: "yes", Usage: "do not ask for confirmation"}},
+	Flags:     []cli.Flag{flagStateDir, flagStateURL, &cli.BoolFlag{Name: "yes", Usage: "do not ask for confirmation"}},
 	Action:    ledgerForget,
 }
 

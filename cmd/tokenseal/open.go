@@ -29,6 +29,7 @@ var openCommand = &cli.Command{
 		&cli.DurationFlag{Name: "max-skew", Value: 5 * time.Minute, Usage: "refuse signed envelopes whose timestamp is more than `DURATION` in the future"},
 		&cli.Uint64Flag{Name: "window", Value: state.DefaultWindow, Usage: "width of the anti-replay window in serial `NUMBERS`"},
 		flagStateDir,
+		flagStateURL,
 		flagSync,
 	},
 	Action: openAction,

@@ -85,14 +85,15 @@ func (c *rig) path(name string) string { return filepath.Join(c.dir, name) }
 
 // environ is what tokenseal sees: the token, the state directory, no
 // config file, a private $TMPDIR (the open-to-stdout spool goes there),
-// and no race-detector pause at exit.
-func (c *rig) environ(state string) []string {
-	return append(c.tok.Env(),
+// no race-detector pause at exit, then extra (later entries win).
+func (c *rig) environ(state string, extra ...string) []string {
+	env := append(c.tok.Env(),
 		"TOKENSEAL_STATE_DIR="+state,
 		"TOKENSEAL_CONFIG="+os.DevNull,
 		"TMPDIR="+mkdir(c.t, c.path("tmp")),
 		"GORACE=atexit_sleep_ms=0",
 	)
+	return append(env, extra...)
 }
 
 // result is how one run ended.

@@ -46,7 +46,7 @@ func envelopeWriteFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "force", Usage: "overwrite OUT if it exists"},
 		&cli.StringFlag{Name: "sign-with", Usage: "sign with the signing key `KEY` on the token (a label or a pkcs11: URI)", EnvVars: []string{"TOKENSEAL_SIGN_WITH"}},
 		&cli.BoolFlag{Name: "anonymous", Usage: "write the envelope without a sender signature, serial or timestamp (no replay protection)"},
-		flagStateDir,
+		flagStateDir, flagStateURL,
 		flagSync,
 	}
 }

@@ -2,12 +2,48 @@ package main
 
 import (
 	"context"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope/state"
+	"github.com/tokenseal/tokenseal/envelope/state/backend"
+	"github.com/tokenseal/tokenseal/envelope/state/postgres"
 	"github.com/urfave/cli/v2"
 )
+
+var flagStateURL = &cli.StringFlag{
+	Name: "state-url",
+	Usage: "keep counters, trusted senders and the ledger in the PostgreSQL database `URL` (postgres://… or key=value, as libpq; " +
+		"the password from PGPASSFILE, ~/.pgpass or PGPASSWORD, never here) instead of --state-dir: hosts sharing it accept each envelope once",
+	EnvVars: []string{"TOKENSEAL_STATE_URL"},
+}
+
+// stateSpec is the store the user chose: --state-url (or its environment
+// variable or config key), else the state directory. A URL holding a
+// password is refused unless it came from the environment.
+func stateSpec(c *cli.Context) (string, error) {
+	if u := c.String("state-url"); u != "" {
+		if postgres.HasPassword(u) && u != os.Getenv(flagStateURL.EnvVars[0]) {
+			return "", passwordError("--state-url")
+		}
+		return u, nil
+	}
+	return stateDir(c)
+}
+
+func passwordError(what string) error {
+	return usageErrorf("%s must not carry a password (others can read command lines and config files): give it in PGPASSFILE, ~/.pgpass or PGPASSWORD", what)
+}
+
+// openStore opens the store the user chose.
+func openStore(c *cli.Context) (state.Store, error) {
+	spec, err := stateSpec(c)
+	if err != nil {
+		return nil, err
+	}
+	return backend.Open(context.Background(), spec)
+}
 
 // stateDir returns --state-dir, TOKENSEAL_STATE_DIR or the default.
 func stateDir(c *cli.Context) (string, error) {
@@ -17,24 +53,18 @@ func stateDir(c *cli.Context) (string, error) {
 	return state.DefaultDir()
 }
 
-func openState(c *cli.Context) (*state.Store, error) {
-	dir, err := stateDir(c)
-	if err != nil {
-		return nil, err
-	}
-	return state.Open(dir)
-}
+func openState(c *cli.Context) (state.Store, error) { return openStore(c) }
 
 // lazyState opens the state directory on first use, once: an open that
 // never meets a signed envelope never creates one.
 type lazyState struct {
 	c   *cli.Context
 	mu  sync.Mutex
-	st  *state.Store
+	st  state.Store
 	err error
 }
 
-func (l *lazyState) get() (*state.Store, error) {
+func (l *lazyState) get() (state.Store, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.st == nil && l.err == nil {

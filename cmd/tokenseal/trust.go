@@ -16,14 +16,14 @@ var trustAddCommand = &cli.Command{
 	Name:      "add",
 	Usage:     "trust the sender whose signing public key is in PUBKEY, under NAME",
 	UsageText: "tokenseal trust add NAME PUBKEY.pem",
-	Flags:     []cli.Flag{flagStateDir},
+	Flags:     []cli.Flag{flagStateDir, flagStateURL},
 	Action:    trustAdd,
 }
 
 var trustListCommand = &cli.Command{
 	Name:   "list",
 	Usage:  "list trusted senders",
-	Flags:  []cli.Flag{flagStateDir, &cli.BoolFlag{Name: "json", Usage: "print a JSON array"}},
+	Flags:  []cli.Flag{flagStateDir, flagStateURL, &cli.BoolFlag{Name: "json", Usage: "print a JSON array"}},
 	Action: trustList,
 }
 
@@ -31,7 +31,7 @@ var trustRemoveCommand = &cli.Command{
 	Name:      "remove",
 	Usage:     "stop trusting the sender NAME (its ledger entries stay)",
 	UsageText: "tokenseal trust remove NAME",
-	Flags:     []cli.Flag{flagStateDir},
+	Flags:     []cli.Flag{flagStateDir, flagStateURL},
 	Action:    trustRemove,
 }
 

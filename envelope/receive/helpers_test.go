@@ -20,13 +20,14 @@ import (
 	"github.com/tokenseal/tokenseal/envelope"
 	"github.com/tokenseal/tokenseal/envelope/receive"
 	"github.com/tokenseal/tokenseal/envelope/state"
+	"github.com/tokenseal/tokenseal/envelope/state/sqlite"
 )
 
 // rig is a recipient with a software P-256 key ("bob") and a real SQLite
 // state directory, and a Receiver over them.
 type rig struct {
 	t   *testing.T
-	st  *state.Store
+	st  state.Store
 	bob *ecdsa.PrivateKey
 	to  envelope.Recipient
 	cfg receive.Config
@@ -34,7 +35,7 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	st, err := state.Open(t.TempDir())
+	st, err := sqlite.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ import (
 )
 
 // Store is where a Receiver finds trusted senders and records accepted
-// envelopes. *state.Store satisfies it. Its methods may be called from
+// envelopes. Every state.Store (SQLite or PostgreSQL) satisfies it. Its methods may be called from
 // several goroutines at once.
 type Store interface {
 	Senders
@@ -64,7 +64,7 @@ type Ledger interface {
 	AcceptBatch(ctx context.Context, items []state.AcceptItem, window uint64, now time.Time) []error
 }
 
-var _ Store = (*state.Store)(nil)
+var _ Store = state.Store(nil)
 
 // Config says how a Receiver decides.
 type Config struct {

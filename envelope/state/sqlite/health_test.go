@@ -1,4 +1,4 @@
-package state
+package sqlite
 
 import (
 	"errors"
@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tokenseal/tokenseal/envelope/state"
 )
 
 func TestCheckHealthy(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	s := open(t, dir)
+	s := openT(t, dir)
 	if _, _, err := s.NextSerial(ctx, [32]byte{1}); err != nil {
 		t.Fatal(err)
 	}
@@ -44,15 +46,15 @@ func TestCheckDoesNotCreate(t *testing.T) {
 }
 
 func TestCheckProblems(t *testing.T) {
-	problem := func(t *testing.T, h *Health, want string) {
+	problem := func(t *testing.T, h *state.Health, want string) {
 		t.Helper()
 		if len(h.Problems) == 0 {
 			t.Fatalf("no problem reported, want %q", want)
 		}
 		var all []string
 		for _, p := range h.Problems {
-			if !errors.Is(p, ErrUnhealthy) {
-				t.Errorf("%v does not match ErrUnhealthy", p)
+			if !errors.Is(p, state.ErrUnhealthy) {
+				t.Errorf("%v does not match state.ErrUnhealthy", p)
 			}
 			all = append(all, p.Error())
 		}
@@ -67,13 +69,13 @@ func TestCheckProblems(t *testing.T) {
 	})
 	t.Run("loose directory", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "state")
-		open(t, dir)
+		openT(t, dir)
 		os.Chmod(dir, 0o755)
 		problem(t, Check(ctx, dir), "has mode 0755, want 0700")
 	})
 	t.Run("loose database", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "state")
-		open(t, dir)
+		openT(t, dir)
 		os.Chmod(filepath.Join(dir, "state.db"), 0o644)
 		problem(t, Check(ctx, dir), "has mode 0644, want 0600")
 	})
