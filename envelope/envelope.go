@@ -520,11 +520,15 @@ func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, err
 }
 
 // unarmor returns the binary envelope of src, armored or not.
+// The binary form needs a buffer for the header only: the payload's
+// reads are bigger than the buffer, and bufio hands them to src directly.
+// A small one costs a batch of small envelopes nothing; the armor has a
+// buffer of its own.
 func unarmor(src io.Reader) (io.Reader, bool) {
-	br := bufio.NewReaderSize(src, 64<<10)
+	br := bufio.NewReaderSize(src, 4<<10)
 	peek, _ := br.Peek(len(format.ArmorBegin))
 	if format.IsArmored(peek) {
-		return bufio.NewReaderSize(format.NewArmoredReader(br), 64<<10), true
+		return bufio.NewReaderSize(format.NewArmoredReader(br), 4<<10), true
 	}
 	return br, false
 }
