@@ -148,7 +148,23 @@ log "building bin/tokenseal and scripts/bench helpers"
 mkdir -p bin
 go build -o bin/tokenseal ./cmd/tokenseal
 go build -o "$bin/" ./scripts/bench/gcmref ./scripts/bench/p11oneshot ./scripts/bench/p11rate ./scripts/bench/writefloor ./scripts/bench/bytecost
-ts=$root/bin/tokenseal
+# settle FILE...: rewrite each file by copying it, as an install does.
+# The Go linker writes its output through a shared mapping, and a
+# program run straight from `go build` shows up to 6 MiB more RSS than
+# the same bytes copied to a new file (tokenseal --version: 17.7 MiB
+# against 11.8 MiB on Linux 6.18 and ext4; the small p11oneshot: 3.9 and
+# 4.1), apparently because its pages sit in the page cache as large
+# folios, which the kernel maps whole. Every program is measured as
+# installed, that is, copied.
+settle() {
+	local f
+	for f in "$@"; do
+		cat "$f" >"$f.settle" && chmod 755 "$f.settle" && mv -f "$f.settle" "$f"
+	done
+}
+cp bin/tokenseal "$bin/tokenseal"
+settle "$bin/tokenseal" "$bin"/gcmref "$bin"/p11oneshot "$bin"/p11rate "$bin"/writefloor "$bin"/bytecost
+ts=$bin/tokenseal
 
 log "installing age $age_version into $bin"
 if ! GOBIN=$bin go install "filippo.io/age/cmd/...@$age_version" >&2; then
@@ -157,6 +173,8 @@ if ! GOBIN=$bin go install "filippo.io/age/cmd/...@$age_version" >&2; then
 	log "go install failed: using $(command -v age)"
 	ln -s "$(command -v age)" "$bin/age"
 	ln -s "$(command -v age-keygen)" "$bin/age-keygen"
+else
+	settle "$bin/age" "$bin/age-keygen"
 fi
 
 # ---------------------------------------------------------------- token
