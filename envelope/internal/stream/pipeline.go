@@ -70,20 +70,30 @@ func (j *job) chunk(i int) []byte {
 	return j.buf[i*EncChunkSize : i*EncChunkSize+j.lens[i]]
 }
 
-// jobPool recycles jobs and their buffers across pipelines and serial
-// readers, so that opening many small envelopes in one process does not
-// allocate and clear a buffer each time.
-var jobPool = sync.Pool{New: func() any { return &job{buf: make([]byte, jobBufSize)} }}
+// freeJobs recycles jobs and their buffers across pipelines and serial
+// readers, so that opening many small envelopes in one process, or one
+// envelope twice (a spooled one), does not allocate and clear a buffer
+// each time. Unlike a sync.Pool it survives garbage collections: a new
+// buffer for every pass would add to the peak RSS what the old one still
+// holds. It keeps at most one job per worker and one more.
+var freeJobs = make(chan *job, maxWorkers+1)
 
 func getJob() *job {
-	j := jobPool.Get().(*job)
-	j.reset()
-	return j
+	select {
+	case j := <-freeJobs:
+		j.reset()
+		return j
+	default:
+		return &job{buf: make([]byte, jobBufSize)}
+	}
 }
 
 func putJob(j *job) {
 	j.reset()
-	jobPool.Put(j)
+	select {
+	case freeJobs <- j:
+	default:
+	}
 }
 
 // stages are what a pipeline does with each job. read runs under the
