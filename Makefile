@@ -13,11 +13,14 @@ build:
 	mkdir -p bin
 	$(GO) build -o bin/tokenseal ./cmd/tokenseal
 
-# Installs SoftHSM2 when missing; the tests fail (never skip) without it.
+# Installs the three PKCS#11 implementations the tests run on (SoftHSM2,
+# tpm2-pkcs11 on swtpm, opencryptoki) when missing; the tests fail (never
+# skip) without them.
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
+# TOKENSEAL_DEMO_TOKEN=tpm2 or opencryptoki runs it on those tokens.
 demo:
 	scripts/demo.sh
 
@@ -33,7 +36,8 @@ man:
 	mv man/tokenseal.1.tmp man/tokenseal.1
 
 clean:
-	rm -rf bin .demo .softhsm man
+	scripts/make-token.sh stop
+	rm -rf bin .demo .softhsm .tpm .opencryptoki man
 
 # Side-by-side benchmark (cat, plain Go AES-GCM, age, gpg, openssl cms,
 # tokenseal) with the issue 5 targets; BENCH_SIZE, BENCH_QUICK=1: see

@@ -1,42 +1,54 @@
 package token
 
 import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"math/big"
 	"testing"
-
-	"github.com/tokenseal/tokenseal/internal/softhsmtest"
 )
 
-// TestTrialsDestroyTemporaryPairs checks the temporary session key pairs
-// are destroyed explicitly, not merely dropped when the session closes:
-// the count is taken while the sessions that made them are still open.
-func TestTrialsDestroyTemporaryPairs(t *testing.T) {
-	st := softhsmtest.New(t)
-	tok, err := Open(Config{Module: st.Module, Token: st.Label, PIN: st.PIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tok.Close()
-	d := &Diagnosis{}
+// TestVerdictNothingWorks: a token on which no key could be found or
+// made to try anything on gets a problem, even though its mechanisms are
+// offered (issue 10: "problems: none" when nothing could be generated or
+// opened).
+func TestVerdictNothingWorks(t *testing.T) {
+	d := &Diagnosis{Token: &Info{}, TrialsRun: true}
 	for _, c := range Capabilities {
-		d.Capabilities = append(d.Capabilities, CapabilityResult{Capability: c, Offered: true})
+		d.Capabilities = append(d.Capabilities, CapabilityResult{Capability: c, Offered: true, Trial: TrialNotTried, noKey: true})
 	}
-	if err := d.trials(tok); err != nil {
-		t.Fatal(err)
-	}
-	if c := d.Capability(CapRSAKeyGen); c.Trial != TrialOK {
-		t.Fatalf("no temporary rsa pair was made: %+v", c)
-	}
-	if c := d.Capability(CapECKeyGen); c.Trial != TrialOK {
-		t.Fatalf("no temporary ec pair was made: %+v", c)
-	}
-	if len(d.Problems) != 0 {
+	d.verdict()
+	if len(d.Problems) != 1 || !errors.Is(d.Problems[0], ErrMechanism) {
 		t.Fatalf("problems: %v", d.Problems)
 	}
-	n, err := tok.CountObjects()
-	if err != nil {
-		t.Fatal(err)
+	d = &Diagnosis{Token: &Info{}}
+	for _, c := range Capabilities {
+		d.Capabilities = append(d.Capabilities, CapabilityResult{Capability: c, Offered: true, Trial: TrialNotTried})
 	}
-	if n != 0 {
-		t.Errorf("%d objects left in the open sessions", n)
+	d.verdict()
+	if len(d.Problems) != 0 {
+		t.Fatalf("no trials, mechanisms offered: problems %v", d.Problems)
+	}
+}
+
+// TestEMSAPSS checks the host-side PSS encoding used with raw RSA
+// signing: a software key plays the token.
+func TestEMSAPSS(t *testing.T) {
+	for _, bits := range []int{2048, 2049, 3072} {
+		priv, err := rsa.GenerateKey(rand.Reader, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digest := randomDigest()
+		em, err := emsaPSSEncode(digest, priv.N.BitLen()-1, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := new(big.Int).Exp(new(big.Int).SetBytes(em), priv.D, priv.N)
+		sig := s.FillBytes(make([]byte, priv.Size()))
+		if err := rsa.VerifyPSS(&priv.PublicKey, crypto.SHA256, digest, sig, &rsa.PSSOptions{SaltLength: 32}); err != nil {
+			t.Errorf("%d bits: %v", bits, err)
+		}
 	}
 }

@@ -3,11 +3,25 @@ package token
 import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/miekg/pkcs11"
 )
+
+// ecdhCurve returns the crypto/ecdh curve of an EC key.
+func ecdhCurve(pub *ecdsa.PublicKey) (ecdh.Curve, error) {
+	switch pub.Curve {
+	case elliptic.P256():
+		return ecdh.P256(), nil
+	case elliptic.P384():
+		return ecdh.P384(), nil
+	}
+	return nil, fmt.Errorf("%w: unsupported curve", ErrWrongKeyType)
+}
 
 // ECDH computes the shared secret with peer, an uncompressed SEC1 point on
 // the key's curve, on the token: C_DeriveKey with CKM_ECDH1_DERIVE and
@@ -15,105 +29,103 @@ import (
 // CKA_VALUE is read and the object destroyed. The result is the
 // x-coordinate of the shared point, 32 bytes for P-256 and 48 for P-384.
 //
-// The template first asks for CKA_VALUE_LEN = field size and, if the
-// token refuses that template, retries without it; the choice is kept for
-// the Token. Verified on SoftHSM2 2.6.1: the template with CKA_VALUE_LEN =
+// Whether the template holds CKA_VALUE_LEN = field size is chosen once
+// per key by a derive with a point made on the host. Verified on SoftHSM2 2.6.1: the template with CKA_VALUE_LEN =
 // field size is accepted and gives the x-coordinate; without it the full
 // x-coordinate comes back too; a smaller CKA_VALUE_LEN silently gives a
-// truncated value that is not a prefix (hence the length check below);
-// both the bare uncompressed point and a DER OCTET STRING around it are
-// accepted as public data (we send the bare point, as PKCS#11 3.0 says).
+// truncated value that is not a prefix (hence the length check below).
 //
-// A peer that is not a valid point, or that the token refuses, gives an
-// error matching [ErrUnwrapFailed].
+// A peer that is not a valid point, or a derive the token refuses, gives
+// the fixed [ErrUnwrapFailed] (the CKR_ value is logged at Debug level);
+// a token without ECDH is [ErrMechanism].
 func (k *Key) ECDH(peer []byte) ([]byte, error) {
 	pub, ok := k.pub.(*ecdsa.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("%w: key %q is not an ec key", ErrWrongKeyType, k.Label)
+		return nil, fmt.Errorf("%w: key %s is not an ec key", ErrWrongKeyType, k)
 	}
-	if !k.canDer {
-		return nil, fmt.Errorf("%w: key %q does not allow derive", ErrWrongKeyType, k.Label)
+	if !k.perm.derive {
+		return nil, fmt.Errorf("%w: key %s does not allow derive", ErrWrongKeyType, k)
 	}
-	var curve ecdh.Curve
-	switch k.Type {
-	case "p256":
-		curve = ecdh.P256()
-	case "p384":
-		curve = ecdh.P384()
-	default:
-		return nil, fmt.Errorf("%w: key %q: unsupported curve", ErrWrongKeyType, k.Label)
+	curve, err := ecdhCurve(pub)
+	if err != nil {
+		return nil, err
 	}
-	size := (pub.Curve.Params().BitSize + 7) / 8
 	// Validate before any cgo call: length, prefix, and on the curve.
-	if len(peer) != 1+2*size || peer[0] != 4 {
-		return nil, unwrapFailed(fmt.Errorf("peer is not an uncompressed %s point", k.Curve))
-	}
-	if _, err := curve.NewPublicKey(peer); err != nil {
-		return nil, unwrapFailed(fmt.Errorf("peer is not a valid %s point", k.Curve))
+	if _, err := curve.NewPublicKey(peer); err != nil || peer[0] != 4 {
+		return nil, ErrUnwrapFailed
 	}
 	if !k.t.supports(pkcs11.CKM_ECDH1_DERIVE, pkcs11.CKF_DERIVE) {
-		return nil, fmt.Errorf("%w: CKM_ECDH1_DERIVE", ErrMechanism)
+		return nil, fmt.Errorf("%w: this token has no ECDH (CKM_ECDH1_DERIVE)", ErrMechanism)
 	}
+	size := (pub.Curve.Params().BitSize + 7) / 8
+	withLen, err := k.deriveTemplate(curve, size)
+	if err != nil {
+		return nil, err
+	}
+	v, err := k.derive(peer, size, withLen)
+	if err != nil {
+		return nil, dataFailure("C_DeriveKey", k.Label, err)
+	}
+	defer clear(v)
+	if len(v) > size {
+		return nil, fmt.Errorf("C_DeriveKey: shared secret is %d bytes, expected %d", len(v), size)
+	}
+	out := make([]byte, size)
+	copy(out[size-len(v):], v) // leading zero bytes dropped: left-pad
+	slog.Debug("ecdh on token", "key", k.Label)
+	return out, nil
+}
+
+// deriveTemplate chooses, once per key by a derive with a point made on
+// the host, whether the token takes CKA_VALUE_LEN in the derived key's
+// template. A token that refuses both is [ErrMechanism].
+func (k *Key) deriveTemplate(curve ecdh.Curve, size int) (bool, error) {
+	mode, err := k.t.cached(k.priv, "ecdh-template", func() (string, error) {
+		eph, err := curve.GenerateKey(rand.Reader)
+		if err != nil {
+			return "", err
+		}
+		var why []string
+		for _, withLen := range []bool{true, false} {
+			v, err := k.derive(eph.PublicKey().Bytes(), size, withLen)
+			clear(v)
+			switch {
+			case err == nil:
+				slog.Debug("ecdh template chosen", "key", k.Label, "with_value_len", withLen)
+				return fmt.Sprint(withLen), nil
+			case hasCode(err, environmentCodes...):
+				return "", err
+			}
+			why = append(why, err.Error())
+		}
+		return "", fmt.Errorf("%w: key %s: the token refuses ecdh derive (%s)", ErrMechanism, k, strings.Join(why, "; "))
+	})
+	return mode == "true", err
+}
+
+// derive runs C_DeriveKey with CKD_NULL and reads the secret.
+func (k *Key) derive(peer []byte, size int, withLen bool) ([]byte, error) {
 	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDH1_DERIVE,
 		pkcs11.NewECDH1DeriveParams(pkcs11.CKD_NULL, nil, peer))}
-	base := []*pkcs11.Attribute{
+	tmpl := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
 	}
-	withLen := append(base[:len(base):len(base)], pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, size))
-
+	if withLen {
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, size))
+	}
 	var out []byte
 	err := k.t.withSession(func(sh pkcs11.SessionHandle) error {
-		k.t.mechMu.Lock()
-		mode := k.t.deriveVL
-		k.t.mechMu.Unlock()
-		tmpl := withLen
-		if mode == 2 {
-			tmpl = base
-		}
-		obj, err := k.t.ctx.DeriveKey(sh, mech, k.priv, tmpl)
-		if err != nil && mode == 0 && hasCode(err, pkcs11.CKR_TEMPLATE_INCONSISTENT,
-			pkcs11.CKR_TEMPLATE_INCOMPLETE, pkcs11.CKR_ATTRIBUTE_VALUE_INVALID,
-			pkcs11.CKR_ATTRIBUTE_TYPE_INVALID, pkcs11.CKR_ATTRIBUTE_READ_ONLY) {
-			slog.Debug("token refused CKA_VALUE_LEN in ecdh derive, retrying without", "err", p11err("C_DeriveKey", err))
-			mode = 2
-			obj, err = k.t.ctx.DeriveKey(sh, mech, k.priv, base)
-		}
+		obj, err := k.t.ctx().DeriveKey(sh, mech, k.priv, tmpl)
 		if err != nil {
-			switch {
-			case hasCode(err, dataRefused...), hasCode(err, pkcs11.CKR_MECHANISM_PARAM_INVALID,
-				pkcs11.CKR_ARGUMENTS_BAD, pkcs11.CKR_DOMAIN_PARAMS_INVALID):
-				// The point was checked above, so a refusal is about the data.
-				return unwrapFailed(p11err("C_DeriveKey", err))
-			}
 			return p11err("C_DeriveKey", err)
 		}
-		if mode == 0 {
-			mode = 1
-		}
-		k.t.mechMu.Lock()
-		k.t.deriveVL = mode
-		k.t.mechMu.Unlock()
 		defer k.t.destroySecret(sh, obj)
-		v, err := readValue(k.t.ctx, sh, obj)
-		if err != nil {
-			return err
-		}
-		defer clear(v)
-		switch {
-		case len(v) == size:
-			out = append([]byte(nil), v...)
-		case len(v) < size: // leading zero bytes dropped: left-pad
-			out = make([]byte, size)
-			copy(out[size-len(v):], v)
-		default:
-			return fmt.Errorf("C_DeriveKey: shared secret is %d bytes, expected %d", len(v), size)
-		}
-		slog.Debug("ecdh on token", "key", k.Label, "with_value_len", mode == 1)
-		return nil
+		out, err = k.t.readValue(sh, obj)
+		return err
 	})
 	return out, err
 }

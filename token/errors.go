@@ -3,6 +3,7 @@ package token
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/miekg/pkcs11"
@@ -27,6 +28,9 @@ var (
 	// ErrTokenNotFound: no initialized token matches the selector, or no
 	// selector was given and there is not exactly one token.
 	ErrTokenNotFound error = &tokenSentinel{"token not found"}
+	// ErrTokenAmbiguous: several tokens match the selector. It matches
+	// ErrTokenNotFound too. No PIN was sent to any of them.
+	ErrTokenAmbiguous error = &ambiguous{}
 	// ErrKeyNotFound: no key pair matches, or more than one does.
 	ErrKeyNotFound error = &tokenSentinel{"key not found"}
 	// ErrTokenExists: token init asked for a label an initialized token has.
@@ -35,10 +39,17 @@ var (
 	ErrKeyExists error = &tokenSentinel{"key label already exists"}
 	// ErrWrongKeyType: the key exists but cannot do what was asked.
 	ErrWrongKeyType error = &tokenSentinel{"key of the wrong kind"}
+	// ErrKeyMismatch: a key's public key does not belong to its private
+	// key (a public-key object or certificate was replaced).
+	ErrKeyMismatch error = &tokenSentinel{"public key does not match the private key"}
 	// ErrLoginFailed: C_Login refused the PIN (or the PIN is locked).
 	ErrLoginFailed error = &tokenSentinel{"login failed"}
 	// ErrNoPIN: no PIN source was given and no terminal to ask on.
 	ErrNoPIN error = &tokenSentinel{"no pin given"}
+	// ErrPINInvalid: a PIN that cannot be right (a control character, a
+	// length outside the token's limits) was refused before C_Login, or
+	// the token refused a new PIN.
+	ErrPINInvalid error = &tokenSentinel{"pin refused"}
 	// ErrMechanism: the token offers no usable mechanism for the operation.
 	ErrMechanism error = &tokenSentinel{"token lacks a required mechanism"}
 	// ErrBadURI: a pkcs11: URI could not be parsed or used.
@@ -47,11 +58,19 @@ var (
 	ErrClosed error = &tokenSentinel{"token closed"}
 )
 
-// ErrUnwrapFailed means an unwrap, decrypt or derive was refused because of
-// the data: the wrapped key is not addressed to this key, or it was
-// corrupted. It is deliberately NOT a token error (it does not match
-// [ErrToken]): device failures during the same operation stay [*Error].
-var ErrUnwrapFailed = errors.New("unwrap failed: not addressed to this key or corrupted")
+type ambiguous struct{}
+
+func (*ambiguous) Error() string { return "several tokens match" }
+func (*ambiguous) Is(target error) bool {
+	return target == ErrToken || target == ErrTokenNotFound
+}
+
+// ErrUnwrapFailed means an unwrap, decrypt or derive on data from outside
+// (an envelope) failed. Its message is the same whatever the token said,
+// so that no difference between failures reaches the caller (the CKR_
+// value is logged at Debug level only). It is deliberately NOT a token
+// error (it does not match [ErrToken]): the data is to blame.
+var ErrUnwrapFailed = errors.New("wrapped key did not unwrap: not addressed to this key or corrupted")
 
 // Error is a PKCS#11 function that returned a CKR_ value other than CKR_OK.
 type Error struct {
@@ -73,8 +92,8 @@ func ckrName(code uint) string {
 	return fmt.Sprintf("CKR_0x%08X", code)
 }
 
-// p11err turns an error from miekg/pkcs11 or crypto11 into an [*Error]
-// named after op. Errors without a CK_RV are wrapped with op as context.
+// p11err turns an error from miekg/pkcs11 into an [*Error] named after
+// op. Errors without a CK_RV are wrapped with op as context.
 func p11err(op string, err error) error {
 	if err == nil {
 		return nil
@@ -117,44 +136,37 @@ func hasCode(err error, codes ...uint) bool {
 	return false
 }
 
-// paramRefused are the codes a token gives when it does not support the
-// mechanism or its parameters: try the next path.
-var paramRefused = []uint{
-	pkcs11.CKR_MECHANISM_INVALID,
-	pkcs11.CKR_MECHANISM_PARAM_INVALID,
-	pkcs11.CKR_ARGUMENTS_BAD,
-	pkcs11.CKR_FUNCTION_NOT_SUPPORTED,
+// environmentCodes are failures of the token, the session, the login or
+// the key rather than of the data given to an operation: the token went
+// away, the session or key handle died, the key may not do this (any
+// more), memory ran out. None depends on the data. Any other failure of
+// an operation on data from outside is [ErrUnwrapFailed].
+var environmentCodes = []uint{
+	pkcs11.CKR_DEVICE_REMOVED,
+	pkcs11.CKR_DEVICE_ERROR,
+	pkcs11.CKR_DEVICE_MEMORY,
+	pkcs11.CKR_HOST_MEMORY,
+	pkcs11.CKR_TOKEN_NOT_PRESENT,
+	pkcs11.CKR_TOKEN_NOT_RECOGNIZED,
+	pkcs11.CKR_SESSION_HANDLE_INVALID,
+	pkcs11.CKR_SESSION_CLOSED,
+	pkcs11.CKR_USER_NOT_LOGGED_IN,
+	pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED,
+	pkcs11.CKR_KEY_HANDLE_INVALID,
+	pkcs11.CKR_OBJECT_HANDLE_INVALID,
 	pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED,
 	pkcs11.CKR_KEY_TYPE_INCONSISTENT,
+	pkcs11.CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+	pkcs11.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT,
 }
 
-// dataRefused are the codes a token gives when the data is wrong for the key
-// (not addressed to it, or corrupted). SoftHSM2 reports a failed OAEP
-// decoding as CKR_GENERAL_ERROR or CKR_FUNCTION_FAILED, hence those too.
-var dataRefused = []uint{
-	pkcs11.CKR_GENERAL_ERROR,
-	pkcs11.CKR_FUNCTION_FAILED,
-	pkcs11.CKR_ENCRYPTED_DATA_INVALID,
-	pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE,
-	pkcs11.CKR_WRAPPED_KEY_INVALID,
-	pkcs11.CKR_WRAPPED_KEY_LEN_RANGE,
-	pkcs11.CKR_DATA_INVALID,
-	pkcs11.CKR_DATA_LEN_RANGE,
-}
-
-// unwrapFailed wraps a data-class failure so that it matches ErrUnwrapFailed
-// and still shows the CKR_ value.
-func unwrapFailed(cause error) error {
-	if cause == nil {
-		return ErrUnwrapFailed
+// dataFailure sorts the failure of an operation on outside data: the
+// environment codes stay token errors (naming the CKR_ value); anything
+// else becomes the fixed [ErrUnwrapFailed], its cause logged at Debug.
+func dataFailure(op, key string, err error) error {
+	if hasCode(err, environmentCodes...) {
+		return p11err(op, err)
 	}
-	return &unwrapError{cause: cause}
+	slog.Debug("operation on outside data failed", "op", op, "key", key, "err", p11err(op, err))
+	return ErrUnwrapFailed
 }
-
-type unwrapError struct{ cause error }
-
-func (e *unwrapError) Error() string { return ErrUnwrapFailed.Error() + " (" + e.cause.Error() + ")" }
-
-// Is matches ErrUnwrapFailed only: the cause is kept for the message but not
-// exposed to errors.Is, so a CKR_ cause does not also read as a token error.
-func (e *unwrapError) Is(target error) bool { return target == ErrUnwrapFailed }

@@ -69,7 +69,7 @@ func generateRaw(t *testing.T, tok *Token, label string, rsaKey bool, perms map[
 		pub = append(pub, pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}))
 	}
 	err := tok.withSession(func(sh pkcs11.SessionHandle) error {
-		_, _, err := tok.ctx.GenerateKeyPair(sh, mech, pub, priv)
+		_, _, err := tok.ctx().GenerateKeyPair(sh, mech, pub, priv)
 		return err
 	})
 	if err != nil {
@@ -79,17 +79,14 @@ func generateRaw(t *testing.T, tok *Token, label string, rsaKey bool, perms map[
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := KeyID(k.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := spkiID(k.SPKI())
 	err = tok.withSession(func(sh pkcs11.SessionHandle) error {
 		hs, err := tok.findObjects(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, tmpID)})
 		if err != nil {
 			return err
 		}
 		for _, h := range hs {
-			if err := tok.ctx.SetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, id)}); err != nil {
+			if err := tok.ctx().SetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, id)}); err != nil {
 				return err
 			}
 		}
@@ -109,7 +106,7 @@ func generateRaw(t *testing.T, tok *Token, label string, rsaKey bool, perms map[
 func setPerm(t *testing.T, k *Key, attr uint, v bool) {
 	t.Helper()
 	err := k.t.withSession(func(sh pkcs11.SessionHandle) error {
-		return k.t.ctx.SetAttributeValue(sh, k.priv, []*pkcs11.Attribute{pkcs11.NewAttribute(attr, v)})
+		return k.t.ctx().SetAttributeValue(sh, k.priv, []*pkcs11.Attribute{pkcs11.NewAttribute(attr, v)})
 	})
 	if err != nil {
 		t.Fatalf("C_SetAttributeValue: %v", err)
@@ -140,7 +137,7 @@ func TestFaultKeyPermissions(t *testing.T) {
 	// Made without any exchange permission.
 	rsaNone := generateRaw(t, tok, "rsa-none", true, nil)
 	ecNone := generateRaw(t, tok, "ec-none", false, nil)
-	if rsaNone.Usage != "none" || ecNone.Usage != "none" {
+	if rsaNone.Usage != 0 || ecNone.Usage != 0 {
 		t.Fatalf("usage %q, %q, want none", rsaNone.Usage, ecNone.Usage)
 	}
 	ct, _ := rsa.EncryptOAEP(sha1.New(), rand.Reader, rsaNone.Public().(*rsa.PublicKey), secret, nil)
@@ -149,7 +146,7 @@ func TestFaultKeyPermissions(t *testing.T) {
 		t.Errorf("rsa without decrypt/unwrap: %v", err)
 	}
 	wantTokenError(t, "rsa without decrypt/unwrap", err)
-	_, _, err = rsaNone.ProbeOAEPHash()
+	_, err = rsaNone.OAEPHash()
 	wantTokenError(t, "probe rsa without decrypt/unwrap", err)
 	eph, _ := ecdh.P256().GenerateKey(rand.Reader)
 	_, err = ecNone.ECDH(eph.PublicKey().Bytes())
@@ -174,11 +171,9 @@ func TestFaultKeyPermissions(t *testing.T) {
 		t.Errorf("rsa with decrypt but not unwrap: %v", err)
 	}
 
-	// Permissions taken away after the key was looked up: the token
-	// refuses, and that is a token error, not a bad ciphertext. (For RSA
-	// the message then blames the mechanism: CKR_KEY_FUNCTION_NOT_PERMITTED
-	// is also how some tokens refuse OAEP parameters, so every path is
-	// tried first.)
+	// Permissions taken away after the key was looked up, before or
+	// after its path was chosen: the token refuses, and that is a token
+	// error, not a bad ciphertext.
 	rsaX, err := tok.GenerateKey("rsa-x", "rsa-2048", UsageExchange)
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +182,18 @@ func TestFaultKeyPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rsaY, err := tok.GenerateKey("rsa-y", "rsa-2048", UsageExchange)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rsaY.OAEPPath(crypto.SHA1); err != nil {
+		t.Fatal(err)
+	}
+	setPerm(t, rsaY, pkcs11.CKA_UNWRAP, false)
+	setPerm(t, rsaY, pkcs11.CKA_DECRYPT, false)
+	ct, _ = rsa.EncryptOAEP(sha1.New(), rand.Reader, rsaY.Public().(*rsa.PublicKey), secret, nil)
+	_, err = rsaY.DecryptOAEP(crypto.SHA1, ct)
+	wantTokenError(t, "rsa whose unwrap and decrypt were revoked after its path was chosen", err)
 	setPerm(t, rsaX, pkcs11.CKA_UNWRAP, false)
 	setPerm(t, rsaX, pkcs11.CKA_DECRYPT, false)
 	setPerm(t, ecX, pkcs11.CKA_DERIVE, false)

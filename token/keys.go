@@ -5,62 +5,102 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/big"
 	"sync"
 
-	"github.com/ThalesGroup/crypto11"
 	"github.com/miekg/pkcs11"
 )
 
-// Key types accepted by [Token.GenerateKey].
-var KeyTypes = []string{"rsa-2048", "rsa-3072", "rsa-4096", "p256", "p384"}
+// Usage says what a private key may do.
+type Usage uint8
 
-// Key usages accepted by [Token.GenerateKey].
+// Usages. A key made by another tool may have both, or neither.
 const (
-	UsageExchange = "exchange" // RSA: decrypt+unwrap; EC: derive
-	UsageSign     = "sign"     // sign only
+	// UsageExchange: receive sealed files. RSA keys decrypt or unwrap
+	// (CKA_DECRYPT, CKA_UNWRAP); EC keys derive (CKA_DERIVE, for ECDH).
+	UsageExchange Usage = 1 << iota
+	// UsageSign: sign (CKA_SIGN).
+	UsageSign
 )
+
+// CanExchange reports whether the key may unwrap (RSA) or derive (EC).
+func (u Usage) CanExchange() bool { return u&UsageExchange != 0 }
+
+// CanSign reports whether the key may sign.
+func (u Usage) CanSign() bool { return u&UsageSign != 0 }
+
+// String is "exchange", "sign", "exchange+sign" or "none".
+func (u Usage) String() string {
+	switch {
+	case u.CanExchange() && u.CanSign():
+		return "exchange+sign"
+	case u.CanExchange():
+		return "exchange"
+	case u.CanSign():
+		return "sign"
+	}
+	return "none"
+}
+
+// ParseUsage reads "exchange" or "sign", the usages keys are made with.
+func ParseUsage(s string) (Usage, error) {
+	switch s {
+	case "exchange":
+		return UsageExchange, nil
+	case "sign":
+		return UsageSign, nil
+	}
+	return 0, fmt.Errorf("unknown usage %q (want exchange or sign)", s)
+}
 
 // Key is a key pair on the token: the private key stays there, the public
 // key is held here. It satisfies the envelope package's RSAKey
 // (Public, DecryptOAEP) or ECDHKey (Public, ECDH) interfaces by method set,
 // and gives a crypto.Signer with [Key.Signer]. A Key is valid while its
 // Token is open.
+//
+// The public key of an RSA key is read from the private key object
+// (CKA_MODULUS, CKA_PUBLIC_EXPONENT), where the token shows them, and of
+// an EC key from its CKA_EC_POINT where shown; otherwise from the
+// public-key object or X.509 certificate with the same CKA_ID. Those can
+// be written without logging in, so such a key is checked against its
+// private key by [Key.Check] before it is trusted.
 type Key struct {
 	Label string
-	// ID is CKA_ID: by tokenseal's rule, SHA-256 of the public key's DER
-	// SubjectPublicKeyInfo (keys made elsewhere may differ).
+	// ID is CKA_ID: for keys tokenseal made, SHA-256 of the public key's
+	// DER SubjectPublicKeyInfo; keys made by other tools carry anything
+	// (a PIV slot number, a random value).
 	ID []byte
-	// Type is "rsa-2048", ..., "p256" or "p384" (for other sizes "rsa-N"
-	// or the curve name).
-	Type  string
-	Bits  int    // RSA modulus size, or the curve's field size in bits
-	Curve string // "P-256" or "P-384" for EC keys
-	// Usage is "exchange", "sign", "exchange+sign" or "none", derived
-	// from the private key's CKA_DECRYPT/CKA_UNWRAP/CKA_DERIVE and CKA_SIGN.
-	Usage            string
-	Sensitive        bool // CKA_SENSITIVE as the token reports it
-	NeverExtractable bool // CKA_NEVER_EXTRACTABLE as the token reports it
-	Extractable      bool // CKA_EXTRACTABLE as the token reports it
+	// Type is "rsa-2048", ..., "p256" or "p384" (for other sizes "rsa-N").
+	Type             string
+	Bits             int    // RSA modulus size, or the curve's field size in bits
+	Curve            string // "P-256" or "P-384" for EC keys
+	Usage            Usage  // from CKA_DECRYPT/CKA_UNWRAP/CKA_DERIVE and CKA_SIGN
+	Sensitive        bool   // CKA_SENSITIVE as the token reports it
+	NeverExtractable bool   // CKA_NEVER_EXTRACTABLE as the token reports it
+	Extractable      bool   // CKA_EXTRACTABLE as the token reports it
 
 	t      *Token
 	priv   pkcs11.ObjectHandle
+	pubs   []pkcs11.ObjectHandle // public-key objects with the same CKA_ID
 	pub    crypto.PublicKey
 	spki   []byte
-	canDec bool // CKA_DECRYPT
-	canUnw bool // CKA_UNWRAP
-	canDer bool // CKA_DERIVE
+	perm   struct{ decrypt, unwrap, derive, sign bool }
+	vouch  bool  // the public key was read from the private object
+	broken error // a mismatch found while linking: ErrKeyMismatch
 
-	c11Once sync.Once
-	c11     crypto11.Signer
-	c11Err  error
+	mu      sync.Mutex
+	paths   map[crypto.Hash]string // OAEP path per hash, probed once
+	checked error                  // result of Check, once done
+	didChk  bool
+	sigPath string // "pss" or "raw", for RSA signing
 }
 
 // Public returns the public key: *rsa.PublicKey or *ecdsa.PublicKey.
@@ -69,88 +109,24 @@ func (k *Key) Public() crypto.PublicKey { return k.pub }
 // SPKI returns the DER SubjectPublicKeyInfo of the public key.
 func (k *Key) SPKI() []byte { return bytes.Clone(k.spki) }
 
-// Fingerprint is SHA-256 of the DER SubjectPublicKeyInfo.
-func (k *Key) Fingerprint() [32]byte { return sha256.Sum256(k.spki) }
+// Generated reports whether the key pair follows tokenseal's CKA_ID rule
+// (CKA_ID is SHA-256 of the SPKI), as the pairs it generates do.
+func (k *Key) Generated() bool { return bytes.Equal(k.ID, spkiID(k.spki)) }
 
-// KeyID computes tokenseal's CKA_ID for a public key: SHA-256 of its DER
-// SubjectPublicKeyInfo.
-func KeyID(pub crypto.PublicKey) ([]byte, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return nil, err
-	}
-	h := sha256.Sum256(der)
-	return h[:], nil
+// spkiID is tokenseal's CKA_ID for a key: SHA-256 of its DER
+// SubjectPublicKeyInfo. It is the same digest as envelope.KeyIDOf; the
+// token package keeps this one copy so that it need not import the
+// envelope format to name the keys it generates.
+func spkiID(spki []byte) []byte {
+	h := sha256.Sum256(spki)
+	return h[:]
 }
 
-// findObjects returns every object matching tmpl. FindObjectsInit is
-// always paired with FindObjectsFinal.
-func (t *Token) findObjects(sh pkcs11.SessionHandle, tmpl []*pkcs11.Attribute) (_ []pkcs11.ObjectHandle, err error) {
-	if err := t.ctx.FindObjectsInit(sh, tmpl); err != nil {
-		return nil, p11err("C_FindObjectsInit", err)
+func (k *Key) String() string {
+	if k.Label != "" {
+		return fmt.Sprintf("%q", k.Label)
 	}
-	defer func() {
-		if ferr := t.ctx.FindObjectsFinal(sh); ferr != nil && err == nil {
-			err = p11err("C_FindObjectsFinal", ferr)
-		}
-	}()
-	var out []pkcs11.ObjectHandle
-	for {
-		hs, _, err := t.ctx.FindObjects(sh, 64)
-		if err != nil {
-			return nil, p11err("C_FindObjects", err)
-		}
-		if len(hs) == 0 {
-			return out, nil
-		}
-		out = append(out, hs...)
-	}
-}
-
-// findOne returns the single object matching tmpl; zero or several is
-// ErrKeyNotFound, with what describing the lookup.
-func (t *Token) findOne(sh pkcs11.SessionHandle, tmpl []*pkcs11.Attribute, what string) (pkcs11.ObjectHandle, error) {
-	hs, err := t.findObjects(sh, tmpl)
-	if err != nil {
-		return 0, err
-	}
-	switch len(hs) {
-	case 1:
-		return hs[0], nil
-	case 0:
-		return 0, fmt.Errorf("%w: %s", ErrKeyNotFound, what)
-	default:
-		return 0, fmt.Errorf("%w: %d objects match %s, expected one", ErrKeyNotFound, len(hs), what)
-	}
-}
-
-func attrBool(a *pkcs11.Attribute) bool { return len(a.Value) > 0 && a.Value[0] != 0 }
-
-func attrUint(a *pkcs11.Attribute) uint {
-	v, err := bytesToUint(a.Value)
-	if err != nil {
-		return ^uint(0)
-	}
-	return v
-}
-
-func bytesToUint(b []byte) (uint, error) {
-	// CK_ULONG in native byte order, as miekg/pkcs11 returns it.
-	switch len(b) {
-	case 8:
-		var v uint64
-		for i := 7; i >= 0; i-- {
-			v = v<<8 | uint64(b[i])
-		}
-		return uint(v), nil
-	case 4:
-		var v uint32
-		for i := 3; i >= 0; i-- {
-			v = v<<8 | uint32(b[i])
-		}
-		return uint(v), nil
-	}
-	return 0, errors.New("bad CK_ULONG length")
+	return "with id " + hex.EncodeToString(k.ID)
 }
 
 var (
@@ -158,117 +134,57 @@ var (
 	oidP384 = asn1.ObjectIdentifier{1, 3, 132, 0, 34}
 )
 
-// loadKey reads a private key's attributes and its public key.
-func (t *Token) loadKey(sh pkcs11.SessionHandle, priv pkcs11.ObjectHandle) (*Key, error) {
-	attrs, err := t.ctx.GetAttributeValue(sh, priv, []*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_NEVER_EXTRACTABLE, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, nil),
-		pkcs11.NewAttribute(pkcs11.CKA_SIGN, nil),
-	})
-	if err != nil {
-		return nil, p11err("C_GetAttributeValue", err)
+// Attributes read from the objects a key is made of.
+var (
+	keyCommon = []uint{pkcs11.CKA_ID, pkcs11.CKA_LABEL, pkcs11.CKA_KEY_TYPE}
+	privFlags = []uint{pkcs11.CKA_SENSITIVE, pkcs11.CKA_NEVER_EXTRACTABLE, pkcs11.CKA_EXTRACTABLE,
+		pkcs11.CKA_DECRYPT, pkcs11.CKA_UNWRAP, pkcs11.CKA_DERIVE, pkcs11.CKA_SIGN}
+	keyPublic = map[uint][]uint{
+		pkcs11.CKK_RSA: {pkcs11.CKA_MODULUS, pkcs11.CKA_PUBLIC_EXPONENT},
+		pkcs11.CKK_EC:  {pkcs11.CKA_EC_PARAMS, pkcs11.CKA_EC_POINT},
 	}
-	k := &Key{
-		t:                t,
-		priv:             priv,
-		ID:               attrs[0].Value,
-		Label:            string(attrs[1].Value),
-		Sensitive:        attrBool(attrs[3]),
-		NeverExtractable: attrBool(attrs[4]),
-		Extractable:      attrBool(attrs[5]),
-		canDec:           attrBool(attrs[6]),
-		canUnw:           attrBool(attrs[7]),
-		canDer:           attrBool(attrs[8]),
-	}
-	sign := attrBool(attrs[9])
-	switch exch := k.canDec || k.canUnw || k.canDer; {
-	case exch && sign:
-		k.Usage = "exchange+sign"
-	case exch:
-		k.Usage = UsageExchange
-	case sign:
-		k.Usage = UsageSign
-	default:
-		k.Usage = "none"
-	}
-	keyType := attrUint(attrs[2])
-	pubTmpl := []*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
-		pkcs11.NewAttribute(pkcs11.CKA_ID, k.ID),
-	}
-	pubH, err := t.findOne(sh, pubTmpl, fmt.Sprintf("public key for %q", k.Label))
-	if err != nil {
-		return nil, err
-	}
-	switch keyType {
-	case pkcs11.CKK_RSA:
-		pa, err := t.ctx.GetAttributeValue(sh, pubH, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil),
-			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, nil),
-		})
+	certAttrs = []uint{pkcs11.CKA_ID, pkcs11.CKA_LABEL, pkcs11.CKA_CERTIFICATE_TYPE, pkcs11.CKA_VALUE}
+)
+
+// publicOf reads the public key an object's attributes hold: an RSA
+// modulus and exponent, an EC point on P-256 or P-384, or an X.509
+// certificate's. ok is false when they hold none.
+func publicOf(a attrs) (pub crypto.PublicKey, ok bool, err error) {
+	if v := a.bytes(pkcs11.CKA_VALUE); len(v) > 0 {
+		c, err := x509.ParseCertificate(v)
 		if err != nil {
-			return nil, p11err("C_GetAttributeValue", err)
+			return nil, false, fmt.Errorf("certificate: %v", err)
 		}
-		n := new(big.Int).SetBytes(pa[0].Value)
-		e := new(big.Int).SetBytes(pa[1].Value)
+		return c.PublicKey, true, nil
+	}
+	kt, _ := a.ulong(pkcs11.CKA_KEY_TYPE)
+	switch {
+	case kt == pkcs11.CKK_RSA && len(a.bytes(pkcs11.CKA_MODULUS)) > 0:
+		n := new(big.Int).SetBytes(a.bytes(pkcs11.CKA_MODULUS))
+		e := new(big.Int).SetBytes(a.bytes(pkcs11.CKA_PUBLIC_EXPONENT))
 		if n.Sign() <= 0 || !e.IsInt64() || e.Int64() < 3 || e.Int64() > 1<<31-1 {
-			return nil, fmt.Errorf("%w: key %q has a malformed rsa public key", ErrWrongKeyType, k.Label)
+			return nil, false, errors.New("malformed rsa public key")
 		}
-		pub := &rsa.PublicKey{N: n, E: int(e.Int64())}
-		k.pub, k.Bits = pub, n.BitLen()
-		k.Type = fmt.Sprintf("rsa-%d", k.Bits)
-	case pkcs11.CKK_EC:
-		pa, err := t.ctx.GetAttributeValue(sh, pubH, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, nil),
-			pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, nil),
-		})
-		if err != nil {
-			return nil, p11err("C_GetAttributeValue", err)
-		}
-		var oid asn1.ObjectIdentifier
-		var curve elliptic.Curve
-		if rest, err := asn1.Unmarshal(pa[0].Value, &oid); err == nil && len(rest) == 0 {
-			switch {
-			case oid.Equal(oidP256):
-				curve, k.Type = elliptic.P256(), "p256"
-			case oid.Equal(oidP384):
-				curve, k.Type = elliptic.P384(), "p384"
-			}
-		}
-		if curve == nil {
-			return nil, fmt.Errorf("%w: key %q is on an unsupported curve", ErrWrongKeyType, k.Label)
-		}
-		point := pa[1].Value
-		// CKA_EC_POINT is a DER OCTET STRING holding the SEC1 point;
-		// some tokens give the bare point.
-		var inner []byte
-		if rest, err := asn1.Unmarshal(point, &inner); err == nil && len(rest) == 0 {
-			point = inner
-		}
-		pub, err := ecdsaPublic(curve, point)
-		if err != nil {
-			return nil, fmt.Errorf("%w: key %q: %v", ErrWrongKeyType, k.Label, err)
-		}
-		k.pub, k.Bits, k.Curve = pub, curve.Params().BitSize, curve.Params().Name
-	default:
-		return nil, fmt.Errorf("%w: key %q has unsupported key type 0x%x", ErrWrongKeyType, k.Label, keyType)
+		return &rsa.PublicKey{N: n, E: int(e.Int64())}, true, nil
+	case kt == pkcs11.CKK_EC && len(a.bytes(pkcs11.CKA_EC_POINT)) > 0:
+		pub, err := ecPublic(a.bytes(pkcs11.CKA_EC_PARAMS), a.bytes(pkcs11.CKA_EC_POINT))
+		return pub, err == nil, err
 	}
-	k.spki, err = x509.MarshalPKIXPublicKey(k.pub)
-	if err != nil {
-		return nil, err
-	}
-	return k, nil
+	return nil, false, nil
 }
 
-// ecdsaPublic parses an uncompressed SEC1 point, checking it is on curve.
-func ecdsaPublic(curve elliptic.Curve, point []byte) (*ecdsa.PublicKey, error) {
+// ecPublic parses CKA_EC_PARAMS (a named curve) and CKA_EC_POINT (a DER
+// OCTET STRING holding an uncompressed SEC 1 point; some tokens give the
+// bare point), checking the point is on the curve.
+func ecPublic(params, point []byte) (*ecdsa.PublicKey, error) {
+	curve := curveOf(params)
+	if curve == nil {
+		return nil, errors.New("unsupported curve")
+	}
+	var inner []byte
+	if rest, err := asn1.Unmarshal(point, &inner); err == nil && len(rest) == 0 {
+		point = inner
+	}
 	size := (curve.Params().BitSize + 7) / 8
 	if len(point) != 1+2*size || point[0] != 4 {
 		return nil, errors.New("ec point is not an uncompressed point")
@@ -280,254 +196,224 @@ func ecdsaPublic(curve elliptic.Curve, point []byte) (*ecdsa.PublicKey, error) {
 	return pub, nil
 }
 
-// Keys lists the key pairs on the token (private keys with a matching
-// public key), in the order the token returns them.
-func (t *Token) Keys() ([]*Key, error) {
-	var keys []*Key
-	err := t.withSession(func(sh pkcs11.SessionHandle) error {
-		hs, err := t.findObjects(sh, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
-		})
-		if err != nil {
+func curveOf(params []byte) elliptic.Curve {
+	var oid asn1.ObjectIdentifier
+	if rest, err := asn1.Unmarshal(params, &oid); err != nil || len(rest) != 0 {
+		return nil
+	}
+	switch {
+	case oid.Equal(oidP256):
+		return elliptic.P256()
+	case oid.Equal(oidP384):
+		return elliptic.P384()
+	}
+	return nil
+}
+
+// scan reads every private key, public-key object and certificate on the
+// token, in one session.
+func (t *Token) scan() (privs, pubs, certs []object, err error) {
+	err = t.withSession(func(sh pkcs11.SessionHandle) error {
+		var err error
+		if privs, err = t.objects(sh, pkcs11.CKO_PRIVATE_KEY, append(keyCommon, privFlags...), keyPublic); err != nil {
 			return err
 		}
-		for _, h := range hs {
-			k, err := t.loadKey(sh, h)
-			if errors.Is(err, ErrKeyNotFound) || errors.Is(err, ErrWrongKeyType) {
-				continue // not a key pair tokenseal can use
-			}
-			if err != nil {
-				return err
-			}
+		if pubs, err = t.objects(sh, pkcs11.CKO_PUBLIC_KEY, keyCommon, keyPublic); err != nil {
+			return err
+		}
+		certs, err = t.objects(sh, pkcs11.CKO_CERTIFICATE, certAttrs, nil)
+		return err
+	})
+	return privs, pubs, certs, err
+}
+
+// Keys lists the key pairs on the token tokenseal can use: RSA, P-256
+// and P-384 private keys whose public key is known (see [Key]), in the
+// order the token returns them. It reads the token once; keys made by
+// other tools are included.
+func (t *Token) Keys() ([]*Key, error) {
+	privs, pubs, certs, err := t.scan()
+	if err != nil {
+		return nil, err
+	}
+	pubsByID, certsByID := byID(pubs), byID(certs)
+	privsByID := byID(privs)
+	var keys []*Key
+	for _, p := range privs {
+		id := string(p.a.bytes(pkcs11.CKA_ID))
+		var ps, cs []object
+		// Nothing can be tied to a private key by an empty or shared CKA_ID.
+		if id != "" && len(privsByID[id]) == 1 {
+			ps, cs = pubsByID[id], certsByID[id]
+		}
+		if k := t.link(p, ps, cs); k != nil {
 			keys = append(keys, k)
 		}
-		return nil
-	})
-	return keys, err
-}
-
-// FindKey returns the key pair whose private key has CKA_LABEL label; none
-// or several is [ErrKeyNotFound].
-func (t *Token) FindKey(label string) (*Key, error) {
-	return t.findKey([]*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
-		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
-	}, fmt.Sprintf("label %q", label))
-}
-
-// FindKeyByID returns the key pair whose private key has CKA_ID id; none
-// or several is [ErrKeyNotFound].
-func (t *Token) FindKeyByID(id []byte) (*Key, error) {
-	if len(id) == 0 {
-		return nil, fmt.Errorf("%w: empty id", ErrKeyNotFound)
 	}
-	return t.findKey([]*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
-		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
-	}, fmt.Sprintf("id %x", id))
+	return keys, nil
+}
+
+func byID(objs []object) map[string][]object {
+	m := map[string][]object{}
+	for _, o := range objs {
+		id := string(o.a.bytes(pkcs11.CKA_ID))
+		m[id] = append(m[id], o)
+	}
+	return m
+}
+
+// link makes the Key of private key p, its public-key objects pubs and
+// certificates certs (those sharing its CKA_ID); nil when it is not a key
+// tokenseal can use or no public key is known.
+func (t *Token) link(p object, pubs, certs []object) *Key {
+	k := &Key{t: t, priv: p.h, ID: p.a.bytes(pkcs11.CKA_ID), Label: p.a.str(pkcs11.CKA_LABEL),
+		Sensitive: p.a.bool(pkcs11.CKA_SENSITIVE), NeverExtractable: p.a.bool(pkcs11.CKA_NEVER_EXTRACTABLE),
+		Extractable: p.a.bool(pkcs11.CKA_EXTRACTABLE)}
+	k.perm.decrypt, k.perm.unwrap = p.a.bool(pkcs11.CKA_DECRYPT), p.a.bool(pkcs11.CKA_UNWRAP)
+	k.perm.derive, k.perm.sign = p.a.bool(pkcs11.CKA_DERIVE), p.a.bool(pkcs11.CKA_SIGN)
+	if pub, ok, err := publicOf(p.a); ok && err == nil {
+		k.pub, k.vouch = pub, true
+	}
+	for _, o := range pubs {
+		k.pubs = append(k.pubs, o.h)
+	}
+	for _, o := range append(pubs, certs...) {
+		pub, ok, err := publicOf(o.a)
+		if !ok || err != nil {
+			continue
+		}
+		if k.Label == "" {
+			k.Label = o.a.str(pkcs11.CKA_LABEL)
+		}
+		switch {
+		case k.pub == nil:
+			k.pub = pub
+		case !equalPublic(k.pub, pub):
+			k.broken = fmt.Errorf("%w: key %s: a public-key object or certificate with its CKA_ID holds another key", ErrKeyMismatch, k)
+		}
+	}
+	if k.pub == nil || k.describe() != nil {
+		return nil
+	}
+	return k
+}
+
+// describe fills Type, Bits, Curve, Usage and the SPKI from the public
+// key; an error means the key is of a kind tokenseal does not use.
+func (k *Key) describe() error {
+	switch pub := k.pub.(type) {
+	case *rsa.PublicKey:
+		k.Bits = pub.N.BitLen()
+		k.Type = fmt.Sprintf("rsa-%d", k.Bits)
+		if k.perm.decrypt || k.perm.unwrap {
+			k.Usage |= UsageExchange
+		}
+	case *ecdsa.PublicKey:
+		switch pub.Curve {
+		case elliptic.P256():
+			k.Type = "p256"
+		case elliptic.P384():
+			k.Type = "p384"
+		default:
+			return fmt.Errorf("%w: unsupported curve", ErrWrongKeyType)
+		}
+		k.Bits, k.Curve = pub.Curve.Params().BitSize, pub.Curve.Params().Name
+		if k.perm.derive {
+			k.Usage |= UsageExchange
+		}
+	default:
+		return fmt.Errorf("%w: %T", ErrWrongKeyType, pub)
+	}
+	if k.perm.sign {
+		k.Usage |= UsageSign
+	}
+	var err error
+	k.spki, err = x509.MarshalPKIXPublicKey(k.pub)
+	return err
+}
+
+func equalPublic(a, b crypto.PublicKey) bool {
+	x, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && x.Equal(b)
+}
+
+// FindKey returns the key pair labelled label (CKA_LABEL of its private
+// key, or of its public key or certificate when the private key has
+// none); none or several is [ErrKeyNotFound].
+func (t *Token) FindKey(label string) (*Key, error) {
+	return t.findKey(fmt.Sprintf("label %q", label), func(k *Key) bool { return label != "" && k.Label == label })
+}
+
+// FindKeyByID returns the key pair whose CKA_ID is id, or whose key id
+// (SHA-256 of its SPKI) is id; none or several is [ErrKeyNotFound].
+func (t *Token) FindKeyByID(id []byte) (*Key, error) {
+	return t.findKey("id "+hex.EncodeToString(id), func(k *Key) bool {
+		return len(id) > 0 && (bytes.Equal(k.ID, id) || bytes.Equal(spkiID(k.spki), id))
+	})
 }
 
 // FindKeyURI returns the key pair named by a pkcs11: URI's object= and/or
-// id= attributes.
+// id= attributes (both must match when both are given).
 func (t *Token) FindKeyURI(u *URI) (*Key, error) {
-	tmpl := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY)}
-	what := ""
-	if o, ok := u.Path["object"]; ok {
-		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, o))
-		what += fmt.Sprintf("object %q ", o)
-	}
-	if id := u.ID(); id != nil {
-		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_ID, id))
-		what += fmt.Sprintf("id %x ", id)
-	}
-	if what == "" {
+	label, hasLabel := u.Path["object"]
+	id := u.ID()
+	if !hasLabel && id == nil {
 		return nil, fmt.Errorf("%w: uri names no object or id", ErrBadURI)
 	}
 	if ty, ok := u.Path["type"]; ok && ty != "private" && ty != "public" {
 		return nil, fmt.Errorf("%w: uri type %q is not a key pair", ErrBadURI, ty)
 	}
-	return t.findKey(tmpl, what[:len(what)-1])
-}
-
-func (t *Token) findKey(tmpl []*pkcs11.Attribute, what string) (*Key, error) {
-	var k *Key
-	err := t.withSession(func(sh pkcs11.SessionHandle) error {
-		h, err := t.findOne(sh, tmpl, what)
-		if err != nil {
-			return err
-		}
-		k, err = t.loadKey(sh, h)
-		return err
+	return t.findKey(fmt.Sprintf("object %q id %x", label, id), func(k *Key) bool {
+		return (!hasLabel || k.Label == label) && (id == nil || bytes.Equal(k.ID, id))
 	})
-	return k, err
 }
 
-// labelInUse reports whether any object has CKA_LABEL label.
-func (t *Token) labelInUse(sh pkcs11.SessionHandle, label string) (bool, error) {
-	hs, err := t.findObjects(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)})
-	return len(hs) > 0, err
-}
-
-// GenerateKey generates a key pair on the token.
-//
-// typ is one of [KeyTypes]; usage is [UsageExchange] (RSA private key:
-// CKA_DECRYPT and CKA_UNWRAP; EC private key: CKA_DERIVE) or [UsageSign]
-// (CKA_SIGN only). The private key is CKA_TOKEN, CKA_PRIVATE,
-// CKA_SENSITIVE and not CKA_EXTRACTABLE; both objects get CKA_LABEL label
-// and CKA_ID = SHA-256 of the public key's DER SubjectPublicKeyInfo (set
-// after generation, since it depends on the key; if that fails the pair
-// is deleted). A label already on the token is [ErrKeyExists].
-func (t *Token) GenerateKey(label, typ, usage string) (*Key, error) {
-	if label == "" {
-		return nil, errors.New("generate key: empty label")
-	}
-	var rsaBits int
-	var curve elliptic.Curve
-	switch typ {
-	case "rsa-2048":
-		rsaBits = 2048
-	case "rsa-3072":
-		rsaBits = 3072
-	case "rsa-4096":
-		rsaBits = 4096
-	case "p256":
-		curve = elliptic.P256()
-	case "p384":
-		curve = elliptic.P384()
-	default:
-		return nil, fmt.Errorf("generate key: unknown key type %q", typ)
-	}
-	if usage != UsageExchange && usage != UsageSign {
-		return nil, fmt.Errorf("generate key: unknown usage %q", usage)
-	}
-	exch := usage == UsageExchange
-	err := t.withSession(func(sh pkcs11.SessionHandle) error {
-		used, err := t.labelInUse(sh, label)
-		if err != nil {
-			return err
-		}
-		if used {
-			return fmt.Errorf("%w: %q", ErrKeyExists, label)
-		}
-		return nil
-	})
+func (t *Token) findKey(what string, match func(*Key) bool) (*Key, error) {
+	keys, err := t.Keys()
 	if err != nil {
 		return nil, err
 	}
-
-	tmpID := make([]byte, 32)
-	if _, err := rand.Read(tmpID); err != nil {
-		return nil, err
-	}
-	pub, priv := crypto11.NewAttributeSet(), crypto11.NewAttributeSet()
-	set := func(s crypto11.AttributeSet, typ uint, v any) {
-		if err := s.Set(typ, v); err != nil {
-			panic(err) // only bool and []byte values: a programming error
+	var found []*Key
+	for _, k := range keys {
+		if match(k) {
+			found = append(found, k)
 		}
 	}
-	for _, s := range []crypto11.AttributeSet{pub, priv} {
-		set(s, pkcs11.CKA_LABEL, []byte(label))
-		set(s, pkcs11.CKA_ID, tmpID)
-		set(s, pkcs11.CKA_TOKEN, true)
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return nil, fmt.Errorf("%w: %s", ErrKeyNotFound, what)
 	}
-	set(pub, pkcs11.CKA_PRIVATE, false)
-	set(priv, pkcs11.CKA_PRIVATE, true)
-	set(priv, pkcs11.CKA_SENSITIVE, true)
-	set(priv, pkcs11.CKA_EXTRACTABLE, false)
-	set(priv, pkcs11.CKA_SIGN, !exch)
-	set(pub, pkcs11.CKA_VERIFY, !exch)
-	// Everything explicit: tokens differ in their defaults (SoftHSM2
-	// defaults CKA_DERIVE to true on generated EC keys).
-	set(priv, pkcs11.CKA_DECRYPT, exch && rsaBits != 0)
-	set(priv, pkcs11.CKA_UNWRAP, exch && rsaBits != 0)
-	set(priv, pkcs11.CKA_DERIVE, exch && rsaBits == 0)
-	set(pub, pkcs11.CKA_ENCRYPT, exch && rsaBits != 0)
-	set(pub, pkcs11.CKA_WRAP, exch && rsaBits != 0)
+	return nil, fmt.Errorf("%w: %d key pairs match %s, expected one", ErrKeyNotFound, len(found), what)
+}
 
-	var signer crypto11.Signer
-	if rsaBits != 0 {
-		signer, err = t.c11.GenerateRSAKeyPairWithAttributes(pub, priv, rsaBits)
-	} else {
-		signer, err = t.c11.GenerateECDSAKeyPairWithAttributes(pub, priv, curve)
-	}
-	if err != nil {
-		return nil, p11err("C_GenerateKeyPair", err)
-	}
-	id, err := KeyID(signer.Public())
-	if err == nil {
-		err = t.withSession(func(sh pkcs11.SessionHandle) error {
-			hs, err := t.findObjects(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, tmpID)})
-			if err != nil {
+// DeleteKey deletes a key pair: its private key and every public-key
+// object with its CKA_ID (certificates are left alone).
+func (t *Token) DeleteKey(k *Key) error {
+	return t.withSession(func(sh pkcs11.SessionHandle) error {
+		if err := t.destroy(sh, k.priv); err != nil {
+			return err
+		}
+		for _, h := range k.pubs {
+			if err := t.destroy(sh, h); err != nil {
 				return err
 			}
-			if len(hs) != 2 {
-				return fmt.Errorf("generate key: found %d objects for the new pair, expected 2", len(hs))
-			}
-			for _, h := range hs {
-				if err := t.ctx.SetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, id)}); err != nil {
-					return p11err("C_SetAttributeValue", err)
-				}
-			}
-			return nil
-		})
-	}
-	if err != nil {
-		if derr := signer.Delete(); derr != nil {
-			return nil, fmt.Errorf("%w (and deleting the new pair failed: %w)", err, p11err("C_DestroyObject", derr))
-		}
-		return nil, err
-	}
-	return t.FindKeyByID(id)
-}
-
-// DeleteKey deletes the key pair whose private key has CKA_LABEL label:
-// the private key and every public key with its CKA_ID.
-func (t *Token) DeleteKey(label string) error {
-	k, err := t.FindKey(label)
-	if err != nil {
-		return err
-	}
-	return t.withSession(func(sh pkcs11.SessionHandle) error {
-		pubs, err := t.findObjects(sh, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_ID, k.ID),
-		})
-		if err != nil {
-			return err
-		}
-		if err := t.ctx.DestroyObject(sh, k.priv); err != nil {
-			return p11err("C_DestroyObject", err)
-		}
-		for _, h := range pubs {
-			if err := t.ctx.DestroyObject(sh, h); err != nil {
-				return p11err("C_DestroyObject", err)
-			}
 		}
 		return nil
 	})
 }
 
-// Signer returns a crypto.Signer for the key (ECDSA, or RSA PKCS#1 v1.5
-// and PSS), through crypto11. The key must allow CKA_SIGN.
-func (k *Key) Signer() (crypto.Signer, error) {
-	s, err := k.crypto11()
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-func (k *Key) crypto11() (crypto11.Signer, error) {
-	k.c11Once.Do(func() {
-		s, err := k.t.c11.FindKeyPair(k.ID, nil)
-		switch {
-		case err != nil:
-			k.c11Err = p11err("crypto11 FindKeyPair", err)
-		case s == nil:
-			k.c11Err = fmt.Errorf("%w: id %x", ErrKeyNotFound, k.ID)
-		default:
-			k.c11 = s
-		}
+// LabelInUse reports whether any object on the token (a key, a
+// certificate, data, ...) has CKA_LABEL label. [Token.GenerateKey]
+// refuses such a label; `key provision` asks first, so that a conflict
+// stops it before anything is generated.
+func (t *Token) LabelInUse(label string) (bool, error) {
+	var used bool
+	err := t.withSession(func(sh pkcs11.SessionHandle) error {
+		hs, err := t.findObjects(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)})
+		used = len(hs) > 0
+		return err
 	})
-	return k.c11, k.c11Err
+	return used, err
 }

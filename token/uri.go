@@ -3,7 +3,7 @@ package token
 import (
 	"fmt"
 	"net/url"
-	"os"
+
 	"strings"
 )
 
@@ -137,22 +137,4 @@ func (u *URI) PIN() (pin string, ok bool, err error) {
 		return "", true, err
 	}
 	return pin, true, nil
-}
-
-// ReadPINFile reads a PIN from a file, stripping one trailing newline
-// ("\n" or "\r\n"). A file that cannot be read, or that holds an empty PIN,
-// is an error that names the file but never its contents.
-func ReadPINFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("%w: cannot read pin file %s", ErrNoPIN, path)
-	}
-	s := string(b)
-	clear(b)
-	s = strings.TrimSuffix(s, "\n")
-	s = strings.TrimSuffix(s, "\r")
-	if s == "" {
-		return "", fmt.Errorf("%w: pin file %s is empty", ErrNoPIN, path)
-	}
-	return s, nil
 }

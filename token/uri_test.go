@@ -2,11 +2,13 @@ package token_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 
+	"github.com/tokenseal/tokenseal/internal/p11test"
 	"github.com/tokenseal/tokenseal/token"
 )
 
@@ -110,33 +112,38 @@ func TestURIPIN(t *testing.T) {
 }
 
 // TestOpenURI opens a token through a URI carrying module-path and
-// pin-source, and finds a key by object=.
+// pin-source, and finds a key by object=; by serial and by slot-id too.
 func TestOpenURI(t *testing.T) {
-	tok, st := open(t)
-	generate(t, tok, "alice", "p256", "exchange")
-	tok.Close()
-	pinFile := filepath.Join(t.TempDir(), "pin")
-	os.WriteFile(pinFile, []byte(st.PIN+"\n"), 0o600)
-	uri := "pkcs11:token=" + st.Label + ";object=alice;type=private?module-path=" + st.Module + "&pin-source=file:" + pinFile
-	tok2, err := token.Open(token.Config{Token: uri})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tok2.Close()
-	u, _ := token.ParseURI(uri)
-	k, err := tok2.FindKeyURI(u)
-	if err != nil || k.Label != "alice" {
-		t.Fatalf("FindKeyURI: %v", err)
-	}
-	tok2.Close()
-	bad := "pkcs11:token=" + st.Label + "?module-path=" + st.Module + "&pin-source=" + filepath.Join(t.TempDir(), "nope")
-	if _, err := token.Open(token.Config{Token: bad}); !errors.Is(err, token.ErrNoPIN) {
-		t.Errorf("unreadable pin-source: got %v", err)
-	}
-	serial := "pkcs11:serial=" + st.Serial + "?module-path=" + st.Module
-	tok3, err := token.Open(token.Config{Token: serial, PIN: st.PIN})
-	if err != nil {
-		t.Fatalf("by serial %s: %v", st.Serial, err)
-	}
-	tok3.Close()
+	p11test.Each(t, func(t *testing.T, pt *p11test.Token) {
+		tok := openToken(t, pt)
+		generate(t, tok, "alice", "rsa-2048", token.UsageExchange)
+		tok.Close()
+		pinFile := filepath.Join(t.TempDir(), "pin")
+		os.WriteFile(pinFile, []byte(pt.PIN+"\n"), 0o600)
+		uri := "pkcs11:token=" + pt.Label + ";object=alice;type=private?module-path=" + pt.Module + "&pin-source=file:" + pinFile
+		tok2, err := token.Open(token.Config{Token: uri})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := token.ParseURI(uri)
+		k, err := tok2.FindKeyURI(u)
+		if err != nil || k.Label != "alice" {
+			t.Fatalf("FindKeyURI: %v", err)
+		}
+		tok2.Close()
+		bad := "pkcs11:token=" + pt.Label + "?module-path=" + pt.Module + "&pin-source=" + filepath.Join(t.TempDir(), "nope")
+		if _, err := token.Open(token.Config{Token: bad}); !errors.Is(err, token.ErrNoPIN) {
+			t.Errorf("unreadable pin-source: got %v", err)
+		}
+		for _, sel := range []string{"serial=" + pt.Serial, fmt.Sprintf("slot-id=%d", pt.Slot)} {
+			tok3, err := token.Open(token.Config{Token: "pkcs11:" + sel + "?module-path=" + pt.Module, PIN: pt.PIN})
+			if err != nil {
+				t.Fatalf("by %s: %v", sel, err)
+			}
+			if tok3.Info().Label != pt.Label {
+				t.Errorf("by %s: opened %v", sel, tok3.Info())
+			}
+			tok3.Close()
+		}
+	})
 }

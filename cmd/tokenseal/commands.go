@@ -24,6 +24,11 @@ var (
 		Usage:   "select the token by its serial `NUMBER` (as `token list` shows it)",
 		EnvVars: []string{"TOKENSEAL_TOKEN_SERIAL"},
 	}
+	flagSlot = &cli.StringFlag{
+		Name:    "token-slot",
+		Usage:   "select the token by its slot `NUMBER` (as `token list` shows it), e.g. among tokens that share a label or serial",
+		EnvVars: []string{"TOKENSEAL_TOKEN_SLOT"},
+	}
 	flagPINFile = &cli.StringFlag{
 		Name:    "pin-file",
 		Usage:   "read the user PIN from `FILE` (one trailing newline is stripped); TOKENSEAL_PIN gives it directly",
@@ -97,7 +102,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Reader:               stdin,
 		Writer:               stdout,
 		ErrWriter:            stderr,
-		Flags:                []cli.Flag{flagModule, flagToken, flagSerial, flagPINFile, flagVerbose, flagQuiet, flagConfig},
+		Flags:                []cli.Flag{flagModule, flagToken, flagSerial, flagSlot, flagPINFile, flagVerbose, flagQuiet, flagConfig},
 		Commands:             commands(),
 		EnableBashCompletion: true, // hidden --generate-bash-completion; see completion.go
 		HideHelpCommand:      false,

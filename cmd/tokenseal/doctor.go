@@ -6,9 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/tokenseal/tokenseal/envelope/state"
 	"github.com/tokenseal/tokenseal/envelope/state/sqlite"
@@ -34,17 +33,20 @@ var doctorCommand = &cli.Command{
 
 // doctorJSON is the report of `doctor --json`. Field names are stable.
 type doctorJSON struct {
-	OK         bool                `json:"ok"`
-	Module     *doctorModuleJSON   `json:"module"`
-	Slots      []doctorSlotJSON    `json:"slots"`
-	Token      *doctorTokenJSON    `json:"token"`
-	Login      string              `json:"login"`
-	TrialsRun  bool                `json:"trials_run"`
-	Mechanisms []doctorMechJSON    `json:"mechanisms"`
-	Keys       []doctorKeyJSON     `json:"keys"`
-	State      doctorStateJSON     `json:"state"`
-	Problems   []doctorProblemJSON `json:"problems"`
-	Notes      []string            `json:"notes"`
+	OK        bool              `json:"ok"`
+	Module    *doctorModuleJSON `json:"module"`
+	Slots     []doctorSlotJSON  `json:"slots"`
+	Token     *doctorTokenJSON  `json:"token"`
+	Login     string            `json:"login"`
+	TrialsRun bool              `json:"trials_run"`
+	// TokenObjects: the trials' temporary key pairs were token objects
+	// (the token makes no session objects), destroyed again.
+	TokenObjects bool                `json:"token_objects"`
+	Mechanisms   []doctorMechJSON    `json:"mechanisms"`
+	Keys         []doctorKeyJSON     `json:"keys"`
+	State        doctorStateJSON     `json:"state"`
+	Problems     []doctorProblemJSON `json:"problems"`
+	Notes        []string            `json:"notes"`
 }
 
 type doctorModuleJSON struct {
@@ -97,6 +99,7 @@ type doctorKeyJSON struct {
 	ID                 string `json:"id"`
 	Type               string `json:"type"`
 	Usage              string `json:"usage"`
+	MadeByTokenseal    bool   `json:"made_by_tokenseal"`
 	OpenPathOAEPSHA1   string `json:"open_path_oaep_sha1,omitempty"`
 	OpenPathOAEPSHA256 string `json:"open_path_oaep_sha256,omitempty"`
 	ExportOAEPHash     string `json:"export_oaep_hash,omitempty"`
@@ -131,25 +134,16 @@ func doctor(c *cli.Context) error {
 	}
 	var tokenProblems, stateProblems []error
 
-	cfg := token.Config{
-		Module: c.String("module"),
-		Token:  c.String("token"),
-		Serial: c.String("token-serial"),
-		Prompt: promptFunc(c),
-	}
-	pin, err := userPIN(c)
+	cfg, err := tokenConfig(c)
 	if err != nil {
+		if errors.As(err, new(*usageError)) {
+			return err
+		}
 		tokenProblems = append(tokenProblems, err)
 		cfg.Prompt = nil
 	}
-	cfg.PIN = pin
 	d := token.Diagnose(cfg)
-	for _, p := range d.Problems {
-		if !errors.Is(p, token.ErrToken) {
-			p = fmt.Errorf("%w: %w", token.ErrToken, p)
-		}
-		tokenProblems = append(tokenProblems, p)
-	}
+	tokenProblems = append(tokenProblems, d.Problems...)
 
 	var h *state.Health
 	dir, err := stateDir(c)
@@ -186,43 +180,27 @@ func doctor(c *cli.Context) error {
 
 func doctorReport(d *token.Diagnosis, h *state.Health, tokenProblems, stateProblems []error) *doctorJSON {
 	rep := &doctorJSON{
-		OK:         len(tokenProblems)+len(stateProblems) == 0,
-		Slots:      []doctorSlotJSON{},
-		Login:      d.Login,
-		TrialsRun:  d.TrialsRun,
-		Mechanisms: []doctorMechJSON{},
-		Keys:       []doctorKeyJSON{},
-		Problems:   []doctorProblemJSON{},
-		Notes:      append([]string{}, d.Notes...),
+		OK:           len(tokenProblems)+len(stateProblems) == 0,
+		Slots:        []doctorSlotJSON{},
+		Login:        d.Login,
+		TrialsRun:    d.TrialsRun,
+		Mechanisms:   []doctorMechJSON{},
+		Keys:         []doctorKeyJSON{},
+		Problems:     []doctorProblemJSON{},
+		Notes:        append(append([]string{}, d.Notes...), doctorAdvice(d)...),
+		TokenObjects: d.TokenObjects,
 	}
 	if m := d.Module; m != nil {
 		rep.Module = &doctorModuleJSON{m.Path, m.CryptokiVersion, m.Manufacturer, m.Description, m.LibraryVersion}
 	}
 	for _, s := range d.Slots {
 		rep.Slots = append(rep.Slots, doctorSlotJSON{
-			Slot: s.Slot, Description: s.SlotDescription, TokenPresent: s.SlotPresent,
+			Slot: s.Slot, Description: s.SlotDescription, TokenPresent: s.Present,
 			TokenLabel: s.Label, TokenSerial: s.Serial, Initialized: s.Initialized,
 		})
 	}
 	if t := d.Token; t != nil {
-		flags := token.TokenFlagNames(t.Flags)
-		has := func(name string) bool {
-			for _, f := range flags {
-				if f == name {
-					return true
-				}
-			}
-			return false
-		}
-		rep.Token = &doctorTokenJSON{
-			Slot: t.Slot, Label: t.Label, Serial: t.Serial, Manufacturer: t.Manufacturer, Model: t.Model,
-			HardwareVersion: t.HardwareVersion, FirmwareVersion: t.FirmwareVersion,
-			MinPINLen: t.MinPINLen, MaxPINLen: t.MaxPINLen, Flags: append([]string{}, flags...),
-			UserPINCountLow:    has("CKF_USER_PIN_COUNT_LOW"),
-			UserPINFinalTry:    has("CKF_USER_PIN_FINAL_TRY"),
-			UserPINLocked:      has("CKF_USER_PIN_LOCKED"),
-			UserPINToBeChanged: has("CKF_USER_PIN_TO_BE_CHANGED"),
-		}
+		rep.Token = doctorToken(t)
 	}
 	for _, m := range d.Capabilities {
 		rep.Mechanisms = append(rep.Mechanisms, doctorMechJSON{
@@ -231,24 +209,7 @@ func doctorReport(d *token.Diagnosis, h *state.Health, tokenProblems, stateProbl
 		})
 	}
 	for _, k := range d.Keys {
-		kj := doctorKeyJSON{Label: k.Label, ID: hex.EncodeToString(k.ID), Type: k.Type, Usage: k.Usage,
-			ExportOAEPHash: k.ExportHash, Sign: k.Sign, Problem: k.Problem}
-		rsaKey := strings.HasPrefix(k.Type, "rsa-")
-		exchange := k.Usage == token.UsageExchange || k.Usage == "exchange+sign"
-		signing := k.Usage == token.UsageSign || k.Usage == "exchange+sign"
-		switch {
-		case exchange && rsaKey:
-			kj.OpenPathOAEPSHA1, kj.OpenPathOAEPSHA256 = orNone(k.OAEPPathSHA1), orNone(k.OAEPPathSHA256)
-		case exchange:
-			kj.OpenPathECDH = "none"
-			if k.Derive {
-				kj.OpenPathECDH = "derive"
-			}
-		}
-		if signing && kj.Sign == "" {
-			kj.Sign = "none"
-		}
-		rep.Keys = append(rep.Keys, kj)
+		rep.Keys = append(rep.Keys, doctorKey(k))
 	}
 	rep.State = doctorStateJSON{
 		OK: len(stateProblems) == 0, Dir: h.Dir, Exists: h.Exists, DBExists: h.DBExists,
@@ -271,132 +232,63 @@ func doctorReport(d *token.Diagnosis, h *state.Health, tokenProblems, stateProbl
 	return rep
 }
 
+func doctorToken(t *token.Info) *doctorTokenJSON {
+	flags := token.FlagNames(t.Flags)
+	has := func(name string) bool { return slices.Contains(flags, name) }
+	return &doctorTokenJSON{
+		Slot: t.Slot, Label: t.Label, Serial: t.Serial, Manufacturer: t.Manufacturer, Model: t.Model,
+		HardwareVersion: t.HardwareVersion, FirmwareVersion: t.FirmwareVersion,
+		MinPINLen: t.MinPINLen, MaxPINLen: t.MaxPINLen, Flags: append([]string{}, flags...),
+		UserPINCountLow:    has("CKF_USER_PIN_COUNT_LOW"),
+		UserPINFinalTry:    has("CKF_USER_PIN_FINAL_TRY"),
+		UserPINLocked:      has("CKF_USER_PIN_LOCKED"),
+		UserPINToBeChanged: has("CKF_USER_PIN_TO_BE_CHANGED"),
+	}
+}
+
+func doctorKey(k token.KeyDiagnosis) doctorKeyJSON {
+	kj := doctorKeyJSON{Label: k.Label, ID: hex.EncodeToString(k.ID), Type: k.Type, Usage: k.Usage.String(),
+		MadeByTokenseal: k.Generated, ExportOAEPHash: k.ExportHash, Sign: k.Sign, Problem: k.Problem}
+	switch exchange := k.Usage.CanExchange(); {
+	case exchange && strings.HasPrefix(k.Type, "rsa-"):
+		kj.OpenPathOAEPSHA1, kj.OpenPathOAEPSHA256 = orNone(k.OAEPPathSHA1), orNone(k.OAEPPathSHA256)
+	case exchange:
+		kj.OpenPathECDH = "none"
+		if k.Derive {
+			kj.OpenPathECDH = "derive"
+		}
+	}
+	if k.Usage.CanSign() && kj.Sign == "" {
+		kj.Sign = "none"
+	}
+	return kj
+}
+
+// doctorAdvice is what the CLI adds to the report's notes: what to type
+// about what the token package found.
+func doctorAdvice(d *token.Diagnosis) []string {
+	var out []string
+	if d.Token != nil && !d.HavePIN && d.Login == token.LoginSkipped {
+		out = append(out, "give --pin-file or TOKENSEAL_PIN to run the trials")
+	}
+	if d.Token != nil && slices.Contains(token.FlagNames(d.Token.Flags), "CKF_USER_PIN_TO_BE_CHANGED") {
+		out = append(out, "change the user PIN with 'tokenseal token change-pin'")
+	}
+	if d.TrialsRun && len(d.Keys) == 0 {
+		out = append(out, "make keys with 'tokenseal key generate' or 'tokenseal key provision'")
+	}
+	for _, c := range d.Capabilities {
+		if c.Trial == token.TrialRefused || d.TokenObjects {
+			out = append(out, "the module may print its own messages on stderr while mechanisms are tried (tpm2-pkcs11 prints \"ERROR: ...\" lines); tokenseal's own lines start with \"tokenseal:\"")
+			break
+		}
+	}
+	return out
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "none"
 	}
 	return s
-}
-
-// printDoctor writes the human-readable report.
-func printDoctor(w io.Writer, r *doctorJSON) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	if m := r.Module; m != nil {
-		fmt.Fprintf(tw, "module:\t%s\n", m.Path)
-		fmt.Fprintf(tw, "\tcryptoki %s, manufacturer %q, library %q version %s\n", m.CryptokiVersion, m.Manufacturer, m.LibraryDescription, m.LibraryVersion)
-	} else {
-		fmt.Fprintf(tw, "module:\tnot loaded\n")
-	}
-	for i, s := range r.Slots {
-		head := ""
-		if i == 0 {
-			head = "slots:"
-		}
-		if !s.TokenPresent {
-			fmt.Fprintf(tw, "%s\tslot %d: no token (%s)\n", head, s.Slot, s.Description)
-			continue
-		}
-		if !s.Initialized {
-			fmt.Fprintf(tw, "%s\tslot %d: uninitialized token (%s)\n", head, s.Slot, s.Description)
-			continue
-		}
-		fmt.Fprintf(tw, "%s\tslot %d: token %q serial %s\n", head, s.Slot, s.TokenLabel, s.TokenSerial)
-	}
-	if t := r.Token; t != nil {
-		fmt.Fprintf(tw, "token:\t%q serial %s, manufacturer %q, model %q, hardware %s, firmware %s\n",
-			t.Label, t.Serial, t.Manufacturer, t.Model, t.HardwareVersion, t.FirmwareVersion)
-		fmt.Fprintf(tw, "\tflags: %s\n", strings.Join(t.Flags, " "))
-		fmt.Fprintf(tw, "\tuser PIN: %d to %d characters, count low %s, final try %s, locked %s\n",
-			t.MinPINLen, t.MaxPINLen, yesNo(t.UserPINCountLow), yesNo(t.UserPINFinalTry), yesNo(t.UserPINLocked))
-	} else {
-		fmt.Fprintf(tw, "token:\tnone selected\n")
-	}
-	switch {
-	case r.TrialsRun:
-		fmt.Fprintf(tw, "login:\tok; mechanisms were tried on the token\n")
-	default:
-		fmt.Fprintf(tw, "login:\t%s; trials skipped, mechanisms as C_GetMechanismInfo lists them\n", r.Login)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MECHANISM\tCKM\tFUNCTION\tOFFERED\tTRIAL\tSUPPORTED\tDETAIL")
-	for _, m := range r.Mechanisms {
-		ckm := m.Mechanism
-		if ckm == "" {
-			ckm = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, ckm, m.Function, yesNo(m.Offered), m.Trial, yesNo(m.Supported), m.Detail)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-
-	fmt.Fprintln(w)
-	if !r.TrialsRun {
-		fmt.Fprintln(w, "keys: not listed (no login)")
-	} else if len(r.Keys) == 0 {
-		fmt.Fprintln(w, "keys: none")
-	} else {
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KEY\tTYPE\tUSAGE\tPATH")
-		for _, k := range r.Keys {
-			var path []string
-			if k.OpenPathOAEPSHA1 != "" {
-				path = append(path, fmt.Sprintf("open oaep-sha1: %s, oaep-sha256: %s", k.OpenPathOAEPSHA1, k.OpenPathOAEPSHA256))
-			}
-			if k.ExportOAEPHash != "" {
-				path = append(path, "key export records oaep-hash "+k.ExportOAEPHash)
-			}
-			if k.OpenPathECDH != "" {
-				path = append(path, "open ecdh: "+k.OpenPathECDH)
-			}
-			if k.Sign != "" {
-				path = append(path, "sign: "+k.Sign)
-			}
-			if k.Problem != "" {
-				path = append(path, "PROBLEM: "+k.Problem)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Label, k.Type, k.Usage, strings.Join(path, "; "))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-
-	fmt.Fprintln(w)
-	s := r.State
-	switch {
-	case s.Dir == "":
-		fmt.Fprintln(w, "state: no state directory")
-	case !s.Exists || !s.DBExists:
-		fmt.Fprintf(w, "state: %s: %s\n", s.Dir, okOrProblems(s.OK))
-	default:
-		fmt.Fprintf(w, "state: %s: %s (directory %s, state.db %s, ledger opens %s, counters readable %s, quick_check %s; %d counters, %d trusted senders, %d ledger streams)\n",
-			s.Dir, okOrProblems(s.OK), s.DirMode, s.DBMode, yesNo(s.LedgerOpens), yesNo(s.CountersReadable), orNone(s.QuickCheck),
-			s.Counters, s.TrustedSenders, s.LedgerStreams)
-	}
-
-	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
-	}
-	if len(r.Problems) == 0 {
-		fmt.Fprintln(w, "problems: none")
-		return nil
-	}
-	fmt.Fprintf(w, "problems: %d\n", len(r.Problems))
-	for _, p := range r.Problems {
-		fmt.Fprintf(w, "problem (%s): %s\n", p.Area, p.Message)
-	}
-	return nil
-}
-
-func okOrProblems(ok bool) string {
-	if ok {
-		return "ok"
-	}
-	return "PROBLEMS"
 }

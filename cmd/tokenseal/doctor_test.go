@@ -27,8 +27,11 @@ func TestDoctorJSONShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range [][3]string{{"alice", "rsa-2048", "exchange"}, {"carol", "p256", "exchange"}, {"me", "p256", "sign"}} {
-		if _, err := tok.GenerateKey(k[0], k[1], k[2]); err != nil {
+	for _, k := range []struct {
+		label, typ string
+		usage      token.Usage
+	}{{"alice", "rsa-2048", token.UsageExchange}, {"carol", "p256", token.UsageExchange}, {"me", "p256", token.UsageSign}} {
+		if _, err := tok.GenerateKey(k.label, k.typ, k.usage); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -63,7 +66,7 @@ func TestDoctorJSONShape(t *testing.T) {
 			}
 		}
 	}
-	shape("report", rep, []string{"ok", "module", "slots", "token", "login", "trials_run", "mechanisms", "keys", "state", "problems", "notes"}, nil)
+	shape("report", rep, []string{"ok", "module", "slots", "token", "login", "trials_run", "token_objects", "mechanisms", "keys", "state", "problems", "notes"}, nil)
 	shape("module", rep["module"], []string{"path", "cryptoki_version", "manufacturer", "library_description", "library_version"}, nil)
 	for _, s := range rep["slots"].([]any) {
 		shape("slot", s, []string{"slot", "description", "token_present", "initialized"}, []string{"token_label", "token_serial"})
@@ -77,7 +80,7 @@ func TestDoctorJSONShape(t *testing.T) {
 		names = append(names, m.(map[string]any)["name"].(string))
 	}
 	want := []string{"rsa_oaep_unwrap_sha1", "rsa_oaep_unwrap_sha256", "rsa_oaep_decrypt_sha1", "rsa_oaep_decrypt_sha256",
-		"rsa_x509_decrypt", "ecdh1_derive_null", "aes_key_wrap_pad", "ecdsa_sign", "rsa_pss_sign", "generate_random",
+		"rsa_x509_decrypt", "ecdh1_derive_null", "aes_key_wrap_pad", "ecdsa_sign", "rsa_pss_sign", "rsa_x509_sign", "generate_random",
 		"rsa_key_pair_gen", "ec_key_pair_gen"}
 	if !slices.Equal(names, want) {
 		t.Errorf("mechanism names %v, want %v", names, want)
@@ -87,7 +90,7 @@ func TestDoctorJSONShape(t *testing.T) {
 		t.Fatalf("%d keys", len(keys))
 	}
 	for _, k := range keys {
-		shape("key", k, []string{"label", "id", "type", "usage"},
+		shape("key", k, []string{"label", "id", "type", "usage", "made_by_tokenseal"},
 			[]string{"open_path_oaep_sha1", "open_path_oaep_sha256", "export_oaep_hash", "open_path_ecdh", "sign", "problem"})
 	}
 	shape("state", rep["state"], []string{"ok", "dir", "exists", "db_exists", "ledger_opens", "counters_readable", "counters", "trusted_senders", "ledger_streams"},

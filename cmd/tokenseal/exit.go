@@ -40,11 +40,6 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ue):
 		return exitUsage
-	case errors.Is(err, token.ErrUnwrapFailed):
-		// A wrapped key the token refused for its data: the envelope is
-		// not addressed to this key, or corrupted.
-		return exitEnvelope
-
 	case errors.Is(err, state.ErrReplay):
 		return exitReplay
 	case errors.Is(err, envelope.ErrRejected):
@@ -66,8 +61,14 @@ func hint(err error) string {
 		return "give the PIN with --pin-file FILE or TOKENSEAL_PIN, or run on a terminal"
 	case errors.Is(err, token.ErrModuleNotFound):
 		return "install SoftHSM2 or OpenSC (scripts/install-deps.sh), or pass --module PATH / TOKENSEAL_MODULE"
+	case errors.Is(err, token.ErrTokenAmbiguous):
+		return "no PIN was sent; choose one with --token-slot N (TOKENSEAL_TOKEN_SLOT)"
 	case errors.Is(err, token.ErrTokenNotFound):
-		return "run 'tokenseal token list' and select one with --token LABEL or a pkcs11: URI"
+		return "run 'tokenseal token list' and select one with --token LABEL, --token-slot N or a pkcs11: URI"
+	case errors.Is(err, token.ErrPINInvalid):
+		return "the PIN was not sent to the token (no try was spent); check the PIN file or TOKENSEAL_PIN"
+	case errors.Is(err, token.ErrKeyMismatch):
+		return "a public-key object or certificate on the token was replaced; do not use this key until its public key is restored from a trusted copy"
 	case errors.Is(err, token.ErrLoginFailed):
 		return "check the PIN: each wrong PIN brings the token closer to locking it"
 	case errors.As(err, new(*envelope.UnknownSenderError)):

@@ -35,10 +35,13 @@ var sentinels = map[string]struct {
 	"envelope.ErrUnknownSender":     {envelope.ErrUnknownSender, exitOther},     // Open turns it into an UnknownSenderError
 	"envelope.ErrNoRecipientsLeft":  {envelope.ErrNoRecipientsLeft, exitOther},
 
-	"state.ErrReplay":    {state.ErrReplay, exitReplay},
-	"state.ErrNotFound":  {state.ErrNotFound, exitOther},
-	"state.ErrExists":    {state.ErrExists, exitOther},
-	"state.ErrUnhealthy": {state.ErrUnhealthy, exitOther},
+	"state.ErrReplay":           {state.ErrReplay, exitReplay},
+	"state.ErrSchema":           {state.ErrSchema, exitOther},
+	"state.ErrUnsafe":           {state.ErrUnsafe, exitOther},
+	"state.ErrCounterExhausted": {state.ErrCounterExhausted, exitOther},
+	"state.ErrNotFound":         {state.ErrNotFound, exitOther},
+	"state.ErrExists":           {state.ErrExists, exitOther},
+	"state.ErrUnhealthy":        {state.ErrUnhealthy, exitOther},
 
 	"token.ErrToken":          {tok.ErrToken, exitToken},
 	"token.ErrModuleNotFound": {tok.ErrModuleNotFound, exitToken},
@@ -53,11 +56,13 @@ var sentinels = map[string]struct {
 	"token.ErrBadURI":         {tok.ErrBadURI, exitToken},
 	"token.ErrClosed":         {tok.ErrClosed, exitToken},
 	"token.ErrPINInvalid":     {tok.ErrPINInvalid, exitToken},
+	"token.ErrTokenAmbiguous": {tok.ErrTokenAmbiguous, exitToken},
+	"token.ErrKeyMismatch":    {tok.ErrKeyMismatch, exitToken},
 	// A wrapped key the token refused for its data: not addressed to
-	// this key, or corrupted. The envelope's fault, exit 4, whether the
-	// token's identity says so with its own sentinel or with
-	// envelope.ErrUnwrap (both are listed).
-	"token.ErrUnwrapFailed": {tok.ErrUnwrapFailed, exitEnvelope},
+	// this key, or corrupted. token/keyring, the token's identity, says
+	// so with envelope.ErrUnwrap (exit 4, listed above): the table needs
+	// no case of its own, and the token's sentinel is not a token error.
+	"token.ErrUnwrapFailed": {tok.ErrUnwrapFailed, exitOther},
 }
 
 func TestExitCodes(t *testing.T) {

@@ -122,23 +122,9 @@ func describe(info *envelope.Info, names, labels map[envelope.KeyID]string) *ins
 
 // tokenLabels maps the key ids of the token's keys to their labels.
 func tokenLabels(c *cli.Context) (map[envelope.KeyID]string, error) {
-	lt := &lazyToken{c: c}
-	defer lt.Close()
-	tok, err := lt.get()
-	if err != nil {
-		return nil, err
-	}
-	keys, err := tok.Keys()
-	if err != nil {
-		return nil, err
-	}
-	labels := map[envelope.KeyID]string{}
-	for _, k := range keys {
-		if id, err := envelope.KeyIDOf(k.Public()); err == nil {
-			labels[id] = k.Label
-		}
-	}
-	return labels, nil
+	kr := newKeyring(c)
+	defer kr.Close()
+	return kr.Labels()
 }
 
 // printInspect prints out for people.

@@ -15,7 +15,7 @@ func TestJSONFieldNames(t *testing.T) {
 		v    any
 		want []string
 	}{
-		{"key list", keyJSON{}, []string{"label", "id", "type", "bits", "curve", "usage", "fingerprint_sha256", "sensitive", "never_extractable"}},
+		{"key list", keyJSON{}, []string{"label", "id", "type", "bits", "curve", "usage", "fingerprint_sha256", "sensitive", "never_extractable", "made_by_tokenseal"}},
 		{"trust list", trustJSON{}, []string{"name", "key_id", "added"}},
 		{"ledger show", ledgerJSON{}, []string{"sender", "key_id", "stream_id", "highest_serial", "window_occupancy", "last_accepted"}},
 	} {

@@ -10,9 +10,10 @@ import (
 var keyDeleteCommand = &cli.Command{
 	Name:      "delete",
 	Usage:     "delete a key pair from the token (asks on a terminal; --yes otherwise)",
-	UsageText: "tokenseal key delete --label LABEL [--yes]",
+	UsageText: "tokenseal key delete --label LABEL|--id HEX [--yes]",
 	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "label", Usage: "the key's `LABEL`"},
+		flagKeyLabel,
+		flagKeyID,
 		&cli.BoolFlag{Name: "yes", Usage: "delete without asking"},
 	},
 	Action: keyDelete,
@@ -21,9 +22,9 @@ var keyDeleteCommand = &cli.Command{
 var errNotConfirmed = errors.New("not deleted")
 
 func keyDelete(c *cli.Context) error {
-	label := c.String("label")
-	if label == "" {
-		return usageErrorf("key delete needs --label")
+	find, err := keyFlag(c, "key delete")
+	if err != nil {
+		return err
 	}
 	if c.Args().Present() {
 		return usageErrorf("key delete takes no arguments")
@@ -36,7 +37,7 @@ func keyDelete(c *cli.Context) error {
 		return err
 	}
 	defer tok.Close()
-	k, err := tok.FindKey(label)
+	k, err := find(tok)
 	if err != nil {
 		return err
 	}
@@ -49,9 +50,9 @@ func keyDelete(c *cli.Context) error {
 			return errNotConfirmed
 		}
 	}
-	if err := tok.DeleteKey(label); err != nil {
+	if err := tok.DeleteKey(k); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "deleted key %q\n", label)
+	fmt.Fprintf(c.App.Writer, "deleted key %q\n", k.Label)
 	return tok.Close()
 }

@@ -9,25 +9,52 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/tokenseal/tokenseal/envelope"
 	"github.com/tokenseal/tokenseal/token"
 	"github.com/urfave/cli/v2"
+)
+
+// Flags naming one key pair on the token.
+var (
+	flagKeyLabel = &cli.StringFlag{Name: "label", Usage: "the key's `LABEL`"}
+	flagKeyID    = &cli.StringFlag{Name: "id", Usage: "the key's CKA_ID or key id, in `HEX` (as `key list` shows them), for keys other tools made"}
 )
 
 var keyExportCommand = &cli.Command{
 	Name:      "export",
 	Usage:     "print a key's public key as PEM SubjectPublicKeyInfo (what senders seal to)",
-	UsageText: "tokenseal key export --label LABEL [-o FILE]",
+	UsageText: "tokenseal key export --label LABEL|--id HEX [-o FILE]",
 	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "label", Usage: "the key's `LABEL`"},
+		flagKeyLabel,
+		flagKeyID,
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` instead of stdout"},
 	},
 	Action: keyExport,
 }
 
+// keyFlag returns a lookup for the key pair --label or --id names
+// (exactly one of them).
+func keyFlag(c *cli.Context, cmd string) (func(*token.Token) (*token.Key, error), error) {
+	label, idHex := c.String("label"), c.String("id")
+	switch {
+	case label != "" && idHex != "":
+		return nil, usageErrorf("%s takes --label or --id, not both", cmd)
+	case label != "":
+		return func(tok *token.Token) (*token.Key, error) { return tok.FindKey(label) }, nil
+	case idHex != "":
+		id, err := hex.DecodeString(idHex)
+		if err != nil || len(id) == 0 {
+			return nil, usageErrorf("--id %q is not hex", idHex)
+		}
+		return func(tok *token.Token) (*token.Key, error) { return tok.FindKeyByID(id) }, nil
+	}
+	return nil, usageErrorf("%s needs --label or --id", cmd)
+}
+
 func keyExport(c *cli.Context) error {
-	label := c.String("label")
-	if label == "" {
-		return usageErrorf("key export needs --label")
+	find, err := keyFlag(c, "key export")
+	if err != nil {
+		return err
 	}
 	if c.Args().Present() {
 		return usageErrorf("key export takes no arguments")
@@ -37,7 +64,7 @@ func keyExport(c *cli.Context) error {
 		return err
 	}
 	defer tok.Close()
-	k, err := tok.FindKey(label)
+	k, err := find(tok)
 	if err != nil {
 		return err
 	}
@@ -57,13 +84,23 @@ func keyExport(c *cli.Context) error {
 }
 
 // exportPEM renders the public key with tokenseal's comment header, which
-// OpenSSL and Go's pem.Decode skip: recipient, label, key-id, and for RSA
-// exchange keys the OAEP hash the token can undo (from ProbeOAEPHash).
+// OpenSSL and Go's pem.Decode skip: recipient, label, key-id (always
+// SHA-256 of the SPKI, whatever the key's CKA_ID), and for RSA keys that
+// can unwrap the OAEP hash the token undoes. The public key is checked
+// against the private key first (a replaced public-key object is
+// refused).
 func exportPEM(k *token.Key) ([]byte, error) {
+	if err := k.Check(); err != nil {
+		return nil, err
+	}
+	id, err := envelope.KeyIDOf(k.Public())
+	if err != nil {
+		return nil, err
+	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# tokenseal recipient\n# label: %s\n# key-id: %s\n", k.Label, hex.EncodeToString(k.ID))
-	if _, ok := k.Public().(*rsa.PublicKey); ok && k.Usage == token.UsageExchange {
-		h, _, err := k.ProbeOAEPHash()
+	fmt.Fprintf(&b, "# tokenseal recipient\n# label: %s\n# key-id: %s\n", k.Label, id)
+	if _, ok := k.Public().(*rsa.PublicKey); ok && k.Usage.CanExchange() {
+		h, err := k.OAEPHash()
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenseal/tokenseal/envelope"
 	"github.com/tokenseal/tokenseal/internal/softhsmtest"
 	"github.com/tokenseal/tokenseal/token"
 )
@@ -23,11 +24,15 @@ func TestExportPEM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tok.Close()
-	for _, c := range []struct{ label, typ, usage, oaep string }{
-		{"rx", "rsa-2048", "exchange", "# oaep-hash: sha1\n"},
-		{"rs", "rsa-2048", "sign", ""},
-		{"ex", "p256", "exchange", ""},
-		{"es", "p384", "sign", ""},
+	for _, c := range []struct {
+		label, typ string
+		usage      token.Usage
+		oaep       string
+	}{
+		{"rx", "rsa-2048", token.UsageExchange, "# oaep-hash: sha1\n"},
+		{"rs", "rsa-2048", token.UsageSign, ""},
+		{"ex", "p256", token.UsageExchange, ""},
+		{"es", "p384", token.UsageSign, ""},
 	} {
 		k, err := tok.GenerateKey(c.label, c.typ, c.usage)
 		if err != nil {
@@ -61,7 +66,7 @@ func TestExportPEM(t *testing.T) {
 		default:
 			t.Errorf("%s: %T", c.label, pub)
 		}
-		if id, _ := token.KeyID(pub); !bytes.Equal(id, k.ID) {
+		if id, _ := envelope.KeyIDOf(pub); !bytes.Equal(id[:], k.ID) {
 			t.Errorf("%s: key-id is not SHA-256 of the SPKI", c.label)
 		}
 	}

@@ -23,14 +23,15 @@ var keyGenerateCommand = &cli.Command{
 }
 
 func keyGenerate(c *cli.Context) error {
-	label, typ, usage := c.String("label"), c.String("type"), c.String("usage")
+	label, typ := c.String("label"), c.String("type")
+	usage, uerr := token.ParseUsage(c.String("usage"))
 	switch {
 	case label == "":
 		return usageErrorf("key generate needs --label")
 	case !slices.Contains(token.KeyTypes, typ):
 		return usageErrorf("unknown --type %q (want one of %s)", typ, strings.Join(token.KeyTypes, ", "))
-	case usage != token.UsageExchange && usage != token.UsageSign:
-		return usageErrorf("unknown --usage %q (want exchange or sign)", usage)
+	case uerr != nil:
+		return usageErrorf("--usage: %v", uerr)
 	case c.Args().Present():
 		return usageErrorf("key generate takes no arguments")
 	}

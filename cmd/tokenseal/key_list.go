@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/tokenseal/tokenseal/envelope"
 	"github.com/urfave/cli/v2"
 )
 
@@ -29,6 +30,7 @@ type keyJSON struct {
 	Fingerprint      string `json:"fingerprint_sha256"`
 	Sensitive        bool   `json:"sensitive"`
 	NeverExtractable bool   `json:"never_extractable"`
+	MadeByTokenseal  bool   `json:"made_by_tokenseal"`
 }
 
 func keyList(c *cli.Context) error {
@@ -46,11 +48,14 @@ func keyList(c *cli.Context) error {
 	}
 	out := make([]keyJSON, 0, len(keys))
 	for _, k := range keys {
-		fp := k.Fingerprint()
+		fp, err := envelope.KeyIDOf(k.Public())
+		if err != nil {
+			return err
+		}
 		out = append(out, keyJSON{
 			Label: k.Label, ID: hex.EncodeToString(k.ID), Type: k.Type, Bits: k.Bits, Curve: k.Curve,
-			Usage: k.Usage, Fingerprint: hex.EncodeToString(fp[:]),
-			Sensitive: k.Sensitive, NeverExtractable: k.NeverExtractable,
+			Usage: k.Usage.String(), Fingerprint: fp.String(),
+			Sensitive: k.Sensitive, NeverExtractable: k.NeverExtractable, MadeByTokenseal: k.Generated(),
 		})
 	}
 	if c.Bool("json") {
@@ -62,14 +67,18 @@ func keyList(c *cli.Context) error {
 		return tok.Close()
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LABEL\tTYPE\tSIZE\tUSAGE\tSENSITIVE\tNEVER-EXTRACTABLE\tID\tSHA256-SPKI")
+	fmt.Fprintln(tw, "LABEL\tTYPE\tSIZE\tUSAGE\tSENSITIVE\tNEVER-EXTRACTABLE\tMADE-BY\tID\tSHA256-SPKI")
 	for _, k := range out {
 		size := fmt.Sprint(k.Bits)
 		if k.Curve != "" {
 			size = k.Curve
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Label, k.Type, size, k.Usage,
-			yesNo(k.Sensitive), yesNo(k.NeverExtractable), k.ID, k.Fingerprint)
+		maker := "other"
+		if k.MadeByTokenseal {
+			maker = "tokenseal"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Label, k.Type, size, k.Usage,
+			yesNo(k.Sensitive), yesNo(k.NeverExtractable), maker, k.ID, k.Fingerprint)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

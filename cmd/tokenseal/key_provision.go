@@ -42,6 +42,8 @@ type provisionKey struct {
 	Label string `json:"label"`
 	Type  string `json:"type"`
 	Usage string `json:"usage"`
+
+	usage token.Usage
 }
 
 // manifestError is a manifest that cannot be used (exit 1).
@@ -88,12 +90,13 @@ func readManifest(path string, export bool) ([]provisionKey, error) {
 			return nil, &manifestError{path, at + ": label listed twice"}
 		case !slices.Contains(token.KeyTypes, k.Type):
 			return nil, &manifestError{path, fmt.Sprintf("%s: unknown type %q (want one of %s)", at, k.Type, strings.Join(token.KeyTypes, ", "))}
-		case k.Usage != token.UsageExchange && k.Usage != token.UsageSign:
+		case k.Usage != "exchange" && k.Usage != "sign":
 			return nil, &manifestError{path, fmt.Sprintf("%s: unknown usage %q (want exchange or sign)", at, k.Usage)}
 		case export && !fileSafeLabel.MatchString(k.Label):
 			return nil, &manifestError{path, at + ": with --export-dir a label must be a plain file name (letters, digits, . _ @ + -, not starting with . or -)"}
 		}
 		seen[k.Label] = true
+		m.Keys[i].usage, _ = token.ParseUsage(k.Usage)
 	}
 	return m.Keys, nil
 }
@@ -129,39 +132,9 @@ func keyProvision(c *cli.Context) error {
 		return err
 	}
 	defer tok.Close()
-
-	// Check the whole manifest against the token first.
-	keys, err := tok.Keys()
+	steps, conflicts, err := provisionPlan(tok, want)
 	if err != nil {
 		return err
-	}
-	byLabel := map[string][]*token.Key{}
-	for _, k := range keys {
-		byLabel[k.Label] = append(byLabel[k.Label], k)
-	}
-	var steps []provisionStep
-	var conflicts []error
-	for _, w := range want {
-		have := byLabel[w.Label]
-		switch {
-		case len(have) == 1 && have[0].Type == w.Type && have[0].Usage == w.Usage:
-			steps = append(steps, provisionStep{want: w, existing: have[0]})
-		case len(have) == 1:
-			conflicts = append(conflicts, fmt.Errorf("%w: %q is %s %s on the token, the manifest asks for %s %s",
-				token.ErrKeyExists, w.Label, have[0].Type, have[0].Usage, w.Type, w.Usage))
-		case len(have) > 1:
-			conflicts = append(conflicts, fmt.Errorf("%w: %d key pairs on the token are labelled %q", token.ErrKeyExists, len(have), w.Label))
-		default:
-			used, err := tok.LabelInUse(w.Label)
-			if err != nil {
-				return err
-			}
-			if used {
-				conflicts = append(conflicts, fmt.Errorf("%w: %q labels an object on the token that is not a key pair tokenseal can use", token.ErrKeyExists, w.Label))
-				continue
-			}
-			steps = append(steps, provisionStep{want: w})
-		}
 	}
 	if len(conflicts) > 0 {
 		// One line each, in manifest order; the last one is returned.
@@ -176,8 +149,66 @@ func keyProvision(c *cli.Context) error {
 			return fmt.Errorf("export directory: %w", err)
 		}
 	}
-
 	w := c.App.Writer
+	generated, err := provisionGenerate(w, tok, steps)
+	if err != nil {
+		return err
+	}
+	if dir != "" {
+		if err := provisionExport(w, dir, steps); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(w, "provisioned %d keys: %d generated, %d unchanged\n", len(steps), generated, len(steps)-generated)
+	return tok.Close()
+}
+
+// provisionPlan compares the whole manifest with the token before
+// anything is generated: a key already there as asked is kept, one to
+// make is checked against what the token can make, anything else is a
+// conflict.
+func provisionPlan(tok *token.Token, want []provisionKey) ([]provisionStep, []error, error) {
+	keys, err := tok.Keys()
+	if err != nil {
+		return nil, nil, err
+	}
+	byLabel := map[string][]*token.Key{}
+	for _, k := range keys {
+		byLabel[k.Label] = append(byLabel[k.Label], k)
+	}
+	var steps []provisionStep
+	var conflicts []error
+	for _, w := range want {
+		have := byLabel[w.Label]
+		switch {
+		case len(have) == 1 && have[0].Type == w.Type && have[0].Usage == w.usage:
+			steps = append(steps, provisionStep{want: w, existing: have[0]})
+		case len(have) == 1:
+			conflicts = append(conflicts, fmt.Errorf("%w: %q is %s %s on the token, the manifest asks for %s %s",
+				token.ErrKeyExists, w.Label, have[0].Type, have[0].Usage, w.Type, w.Usage))
+		case len(have) > 1:
+			conflicts = append(conflicts, fmt.Errorf("%w: %d key pairs on the token are labelled %q", token.ErrKeyExists, len(have), w.Label))
+		default:
+			used, err := tok.LabelInUse(w.Label)
+			switch {
+			case err != nil:
+				return nil, nil, err
+			case used:
+				conflicts = append(conflicts, fmt.Errorf("%w: %q labels an object on the token that is not a key pair tokenseal can use", token.ErrKeyExists, w.Label))
+			default:
+				if err := tok.CanGenerate(w.Type, w.usage); err != nil {
+					conflicts = append(conflicts, fmt.Errorf("%q: %w", w.Label, err))
+					continue
+				}
+				steps = append(steps, provisionStep{want: w})
+			}
+		}
+	}
+	return steps, conflicts, nil
+}
+
+// provisionGenerate makes the keys the plan lacks, in manifest order.
+func provisionGenerate(w io.Writer, tok *token.Token, steps []provisionStep) (int, error) {
 	generated := 0
 	for i := range steps {
 		s := &steps[i]
@@ -186,34 +217,37 @@ func keyProvision(c *cli.Context) error {
 			fmt.Fprintf(w, "unchanged %s %s key %q id=%s\n", k.Type, k.Usage, k.Label, hex.EncodeToString(k.ID))
 			continue
 		}
-		k, err := tok.GenerateKey(s.want.Label, s.want.Type, s.want.Usage)
+		k, err := tok.GenerateKey(s.want.Label, s.want.Type, s.want.usage)
 		if err != nil {
-			return fmt.Errorf("%w (after %d generated)", err, generated)
+			return generated, fmt.Errorf("%w (after %d generated)", err, generated)
 		}
 		s.existing = k
 		generated++
 		fmt.Fprintf(w, "generated %s %s key %q id=%s\n", k.Type, k.Usage, k.Label, hex.EncodeToString(k.ID))
 	}
-	if dir != "" {
-		for _, s := range steps {
-			out, err := exportPEM(s.existing)
-			if err != nil {
-				return err
-			}
-			path := filepath.Join(dir, s.existing.Label+".pem")
-			changed, err := writeIfChanged(path, out, 0o644)
-			if err != nil {
-				return err
-			}
-			if changed {
-				fmt.Fprintf(w, "wrote %s\n", path)
-			} else {
-				fmt.Fprintf(w, "unchanged %s\n", path)
-			}
+	return generated, nil
+}
+
+// provisionExport writes each key's public key to DIR/LABEL.pem, as key
+// export writes it, leaving a file that already holds exactly that.
+func provisionExport(w io.Writer, dir string, steps []provisionStep) error {
+	for _, s := range steps {
+		out, err := exportPEM(s.existing)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(dir, s.existing.Label+".pem")
+		changed, err := writeIfChanged(path, out, 0o644)
+		if err != nil {
+			return err
+		}
+		if changed {
+			fmt.Fprintf(w, "wrote %s\n", path)
+		} else {
+			fmt.Fprintf(w, "unchanged %s\n", path)
 		}
 	}
-	fmt.Fprintf(w, "provisioned %d keys: %d generated, %d unchanged\n", len(steps), generated, len(steps)-generated)
-	return tok.Close()
+	return nil
 }
 
 // writeIfChanged writes data to path through a temporary file renamed into

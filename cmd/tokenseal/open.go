@@ -13,6 +13,7 @@ import (
 	"github.com/tokenseal/tokenseal/envelope"
 	"github.com/tokenseal/tokenseal/envelope/receive"
 	"github.com/tokenseal/tokenseal/envelope/state"
+	"github.com/tokenseal/tokenseal/token/keyring"
 	"github.com/urfave/cli/v2"
 )
 
@@ -53,8 +54,8 @@ func openAction(c *cli.Context) error {
 	if c.Uint64("window") == 0 {
 		return usageErrorf("--window must be at least 1")
 	}
-	lt := &lazyToken{c: c}
-	defer lt.Close()
+	kr := newKeyring(c)
+	defer kr.Close()
 	st := &lazyState{c: c}
 	defer st.Close()
 	// The progress bar counts ciphertext read; none when the plaintext
@@ -65,7 +66,7 @@ func openAction(c *cli.Context) error {
 		prog = newProgress(c, "opening", size)
 	}
 	defer prog.Stop()
-	rcv, err := newReceiver(c, lt, st, progressWatch{prog, size})
+	rcv, err := newReceiver(c, kr, st, progressWatch{prog, size})
 	if err != nil {
 		return err
 	}
@@ -213,9 +214,9 @@ func outputName(in string) string {
 // rewrap for its original): the token identity, the --sender keys, the
 // state directory's trusted senders and ledger, the limits, and the
 // anonymous rule (refused unless --allow-anonymous).
-func newReceiver(c *cli.Context, lt *lazyToken, st *lazyState, w receive.Watcher) (*receive.Receiver, error) {
+func newReceiver(c *cli.Context, kr *keyring.Keyring, st *lazyState, w receive.Watcher) (*receive.Receiver, error) {
 	rcv := receive.New(receive.Config{
-		Identities:     []envelope.Identity{newTokenIdentity(lt)},
+		Identities:     []envelope.Identity{kr},
 		Store:          st,
 		AllowAnonymous: c.Bool("allow-anonymous"),
 		MaxAge:         c.Duration("max-age"),

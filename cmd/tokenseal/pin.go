@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/tokenseal/tokenseal/token"
@@ -11,9 +12,11 @@ import (
 	"golang.org/x/term"
 )
 
-// userPIN returns the user PIN from --pin-file, then TOKENSEAL_PIN. An
-// empty result means: let the token package try a URI pin-source, then
-// the prompt.
+// userPIN returns the user PIN from --pin-file (exactly one trailing
+// newline stripped), then TOKENSEAL_PIN. An empty result means: let the
+// token package try a URI pin-source, then the prompt. Whatever the
+// source, the token package refuses a PIN that cannot be right (a control
+// character, a length the token does not take) before it is sent.
 func userPIN(c *cli.Context) (string, error) {
 	if f := c.String("pin-file"); f != "" {
 		return token.ReadPINFile(f)
@@ -80,21 +83,34 @@ func confirm(question string) (bool, error) {
 	return a == "y" || a == "yes", nil
 }
 
-// openToken opens the token chosen by the global flags and logs in.
-func openToken(c *cli.Context) (*token.Token, error) {
-	pin, err := userPIN(c)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := token.Open(token.Config{
+// tokenConfig is the token the global flags choose, and where its PIN
+// comes from: --pin-file or TOKENSEAL_PIN (empty: the URI's pin-source,
+// then the prompt).
+func tokenConfig(c *cli.Context) (token.Config, error) {
+	cfg := token.Config{
 		Module: c.String("module"),
 		Token:  c.String("token"),
 		Serial: c.String("token-serial"),
-		PIN:    pin,
 		Prompt: promptFunc(c),
-	})
+	}
+	if s := c.String("token-slot"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 0)
+		if err != nil {
+			return token.Config{}, usageErrorf("--token-slot %q is not a slot number (see 'tokenseal token list')", s)
+		}
+		slot := uint(n)
+		cfg.Slot = &slot
+	}
+	pin, err := userPIN(c)
+	cfg.PIN = pin
+	return cfg, err
+}
+
+// openToken opens the token chosen by the global flags and logs in.
+func openToken(c *cli.Context) (*token.Token, error) {
+	cfg, err := tokenConfig(c)
 	if err != nil {
 		return nil, err
 	}
-	return tok, nil
+	return token.Open(cfg)
 }

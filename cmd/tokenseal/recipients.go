@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/tokenseal/tokenseal/envelope"
+	"github.com/tokenseal/tokenseal/token/keyring"
 )
 
 // recipientError is a recipient that cannot be used (exit 1).
@@ -37,7 +38,7 @@ func readRecipientsFile(path string) ([]string, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if !strings.HasPrefix(line, "token:") && !strings.HasPrefix(line, "pkcs11:") && !filepath.IsAbs(line) {
+		if !keyring.IsSpec(line) && !filepath.IsAbs(line) {
 			line = filepath.Join(filepath.Dir(path), line)
 		}
 		specs = append(specs, line)

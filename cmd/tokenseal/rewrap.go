@@ -42,22 +42,22 @@ func rewrap(c *cli.Context) error {
 		remove = append(remove, id)
 	}
 
-	lt := &lazyToken{c: c}
-	defer lt.Close()
-	add, err := resolveRecipients(lt, specs)
+	kr := newKeyring(c)
+	defer kr.Close()
+	add, err := resolveRecipients(kr, specs)
 	if err != nil {
 		return err
 	}
 	// The original is checked as open checks it.
 	st := &lazyState{c: c}
 	defer st.Close()
-	rcv, err := newReceiver(c, lt, st, nil)
+	rcv, err := newReceiver(c, kr, st, nil)
 	if err != nil {
 		return err
 	}
 	opts := envelope.RewrapOptions{Add: add, Remove: remove, Armor: c.Bool("armor")}
 	if signWith != "" {
-		if opts.Sender, err = senderFor(c, lt, signWith); err != nil {
+		if opts.Sender, err = senderFor(c, kr, signWith); err != nil {
 			return err
 		}
 	}

@@ -83,12 +83,13 @@ func mkdir(t *testing.T, dir string) string {
 
 func (c *rig) path(name string) string { return filepath.Join(c.dir, name) }
 
-// environ is what tokenseal sees: the token, the state directory, no
-// config file, a private $TMPDIR (the open-to-stdout spool goes there),
+// environ is what tokenseal sees: the token, the state directory (and
+// no database URL the runner may have set), no config file, a private $TMPDIR (the open-to-stdout spool goes there),
 // no race-detector pause at exit, then extra (later entries win).
 func (c *rig) environ(state string, extra ...string) []string {
 	env := append(c.tok.Env(),
 		"TOKENSEAL_STATE_DIR="+state,
+		"TOKENSEAL_STATE_URL=",
 		"TOKENSEAL_CONFIG="+os.DevNull,
 		"TMPDIR="+mkdir(c.t, c.path("tmp")),
 		"GORACE=atexit_sleep_ms=0",

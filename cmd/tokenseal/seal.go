@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
-	"fmt"
+
 	"io"
 	"log/slog"
 	"os"
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
-	"github.com/tokenseal/tokenseal/token"
+	"github.com/tokenseal/tokenseal/token/keyring"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -87,10 +87,10 @@ func envelopeWriteArgs(c *cli.Context, verb string) (in, out, signWith string, s
 }
 
 // resolveRecipients resolves every spec (see resolveRecipient).
-func resolveRecipients(lt *lazyToken, specs []string) ([]envelope.Recipient, error) {
+func resolveRecipients(kr *keyring.Keyring, specs []string) ([]envelope.Recipient, error) {
 	var rs []envelope.Recipient
 	for _, s := range specs {
-		r, err := resolveRecipient(lt, s)
+		r, err := resolveRecipient(kr, s)
 		if err != nil {
 			return nil, err
 		}
@@ -107,16 +107,16 @@ func seal(c *cli.Context) error {
 	if len(specs) == 0 {
 		return usageErrorf("seal needs at least one recipient (-r or -R)")
 	}
-	lt := &lazyToken{c: c}
-	defer lt.Close()
-	recipients, err := resolveRecipients(lt, specs)
+	kr := newKeyring(c)
+	defer kr.Close()
+	recipients, err := resolveRecipients(kr, specs)
 	if err != nil {
 		return err
 	}
 
 	opts := &envelope.SealOptions{Armor: c.Bool("armor")}
 	if signWith != "" {
-		sender, err := senderFor(c, lt, signWith)
+		sender, err := senderFor(c, kr, signWith)
 		if err != nil {
 			return err
 		}
@@ -169,23 +169,8 @@ func seal(c *cli.Context) error {
 // senderFor finds the signing key on the token and reserves the next
 // serial for it in the state directory, durably, before any byte of the
 // envelope exists.
-func senderFor(c *cli.Context, lt *lazyToken, spec string) (*envelope.Sender, error) {
-	tok, err := lt.get()
-	if err != nil {
-		return nil, err
-	}
-	k, err := findTokenKey(tok, spec)
-	if err != nil {
-		return nil, err
-	}
-	if k.Usage != token.UsageSign && k.Usage != "exchange+sign" {
-		return nil, fmt.Errorf("%w: key %q is not a signing key (usage %s)", token.ErrWrongKeyType, k.Label, k.Usage)
-	}
-	signer, err := k.Signer()
-	if err != nil {
-		return nil, err
-	}
-	kid, err := envelope.KeyIDOf(k.Public())
+func senderFor(c *cli.Context, kr *keyring.Keyring, spec string) (*envelope.Sender, error) {
+	signer, kid, err := kr.Signer(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +183,7 @@ func senderFor(c *cli.Context, lt *lazyToken, spec string) (*envelope.Sender, er
 	if err != nil {
 		return nil, err
 	}
-	slog.Debug("serial reserved", "key", k.Label, "stream", stream, "serial", serial)
+	slog.Debug("serial reserved", "key", spec, "stream", stream, "serial", serial)
 	return &envelope.Sender{Signer: signer, StreamID: stream, Serial: serial, Time: time.Now()}, nil
 }
 

@@ -9,6 +9,11 @@ import (
 	"testing"
 )
 
+// keyTypes are the exchange key types the tamper matrix seals to. (Round
+// trips through the token for every key type, size and kind of token are
+// token/keyring's TestRoundTrip.)
+var keyTypes = []string{"rsa-2048", "rsa-3072", "p256", "p384"}
+
 // Every single-byte change and every truncation of a small envelope, for
 // every key type, is refused by the real CLI with exit 4 and no output
 // file, and the error is one line.

@@ -47,21 +47,15 @@ func tokenChangePIN(c *cli.Context) error {
 	default:
 		return fmt.Errorf("%w: no new pin: use --new-pin-file, TOKENSEAL_NEW_PIN, or a terminal", token.ErrNoPIN)
 	}
-	old, err := userPIN(c)
+	cfg, err := tokenConfig(c)
 	if err != nil {
 		return err
 	}
-	info, err := token.ChangePIN(token.Config{
-		Module: c.String("module"),
-		Token:  c.String("token"),
-		Serial: c.String("token-serial"),
-		PIN:    old,
-		Prompt: promptFunc(c),
-	}, newPIN)
+	info, err := token.ChangePIN(cfg, newPIN)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "changed the user PIN of token %q serial=%s\n", info.Label, info.Serial)
+	fmt.Fprintf(c.App.Writer, "changed the user PIN of token %q serial=%s slot=%d\n", info.Label, info.Serial, info.Slot)
 	switch {
 	case c.String("pin-file") != "":
 		fmt.Fprintf(c.App.ErrWriter, "tokenseal: hint: %s still holds the old PIN\n", c.String("pin-file"))

@@ -28,7 +28,7 @@ func tokenList(c *cli.Context) error {
 		fmt.Fprintln(w, "no slots")
 	}
 	for _, t := range toks {
-		if !t.SlotPresent {
+		if !t.Present {
 			fmt.Fprintf(w, "slot %d: no token (%s)\n", t.Slot, t.SlotDescription)
 			continue
 		}
@@ -43,6 +43,12 @@ func tokenList(c *cli.Context) error {
 		}
 		if t.UserPINInit {
 			flags = append(flags, "user-pin-set")
+		}
+		for _, f := range token.FlagNames(t.Flags) {
+			switch f {
+			case "CKF_USER_PIN_COUNT_LOW", "CKF_USER_PIN_FINAL_TRY", "CKF_USER_PIN_LOCKED":
+				flags = append(flags, strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(f, "CKF_")), "_", "-"))
+			}
 		}
 		fmt.Fprintf(w, "slot %d: label=%q serial=%s manufacturer=%q model=%q flags=%s\n",
 			t.Slot, t.Label, t.Serial, t.Manufacturer, t.Model, strings.Join(flags, ","))

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"sync"
 	"testing"
@@ -35,7 +36,7 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	st, err := sqlite.Open(t.TempDir())
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "state")) // made 0700
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,6 @@
-// Package softhsmtest makes throwaway SoftHSM2 tokens for tests.
+// Package softhsmtest makes throwaway SoftHSM2 tokens for tests. It is a
+// thin layer over [p11test], kept for the tests that need SoftHSM2 only;
+// tests that run on every implementation use p11test directly.
 //
 // [New] writes a softhsm2.conf in a temporary directory, points
 // SOFTHSM2_CONF at it, and creates a token with a unique label through
@@ -10,26 +12,20 @@
 package softhsmtest
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tokenseal/tokenseal/internal/p11test"
 )
 
 // Default PINs of the tokens made here.
 const (
-	SOPIN = "5678-so"
-	PIN   = "1234-user"
+	SOPIN = p11test.SOPIN
+	PIN   = p11test.PIN
 )
 
 // InstallHint tells how to get SoftHSM2.
-const InstallHint = "install SoftHSM2 (scripts/install-deps.sh, or apt-get install softhsm2 opensc), or set TOKENSEAL_TEST_MODULE"
+const InstallHint = p11test.InstallHint
 
 // Token is a SoftHSM2 token made for a test.
 type Token struct {
@@ -52,76 +48,24 @@ func (tok *Token) Env() []string {
 	}
 }
 
-// modulePaths are where Debian, Ubuntu, Fedora and /usr/local put SoftHSM2.
-var modulePaths = []string{
-	"/usr/lib/softhsm/libsofthsm2.so",
-	"/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-	"/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-	"/usr/local/lib/softhsm/libsofthsm2.so",
-	"/usr/lib64/pkcs11/libsofthsm2.so",
-	"/usr/lib/pkcs11/libsofthsm2.so",
-}
-
 // FindModule returns TOKENSEAL_TEST_MODULE or the first SoftHSM2 module
 // found in the usual places.
-func FindModule() (string, error) {
-	if p := os.Getenv("TOKENSEAL_TEST_MODULE"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("TOKENSEAL_TEST_MODULE=%s: %w", p, err)
-		}
-		return p, nil
-	}
-	for _, p := range modulePaths {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("softhsm2 module not found; " + InstallHint)
-}
+func FindModule() (string, error) { return p11test.SoftHSMModule() }
 
 // Make creates a token under dir (which must exist) without touching the
 // process environment; the caller sets SOFTHSM2_CONF=tok.Conf wherever the
 // module will be loaded. It is what [New] uses and what testscript Setup
 // functions call.
 func Make(dir string) (*Token, error) {
-	module, err := FindModule()
+	pt, _, err := p11test.Make(dir, p11test.SoftHSM2)
 	if err != nil {
 		return nil, err
 	}
-	util, err := exec.LookPath("softhsm2-util")
-	if err != nil {
-		return nil, errors.New("softhsm2-util not found; " + InstallHint)
-	}
-	tokDir := filepath.Join(dir, "tokens")
-	if err := os.MkdirAll(tokDir, 0o700); err != nil {
-		return nil, err
-	}
-	conf := filepath.Join(dir, "softhsm2.conf")
-	body := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokDir)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		return nil, err
-	}
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, err
-	}
-	tok := &Token{Module: module, Conf: conf, Dir: dir, Label: "test-" + hex.EncodeToString(rnd[:]), SOPIN: SOPIN, PIN: PIN}
-	cmd := exec.Command(util, "--init-token", "--free", "--label", tok.Label,
-		"--so-pin", tok.SOPIN, "--pin", tok.PIN, "--module", module)
-	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+conf)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("softhsm2-util --init-token: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	// "The token has been initialized and is reassigned to slot N"
-	cmd = exec.Command(util, "--show-slots", "--module", module)
-	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+conf)
-	out, err = cmd.CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("softhsm2-util --show-slots: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	if m := regexp.MustCompile(`Serial number:\s+([0-9a-f]+)`).FindSubmatch(out); m != nil {
-		tok.Serial = string(m[1])
+	tok := &Token{Module: pt.Module, Dir: pt.Dir, Label: pt.Label, Serial: pt.Serial, SOPIN: pt.SOPIN, PIN: pt.PIN}
+	for _, kv := range pt.ModuleEnv() {
+		if v, ok := strings.CutPrefix(kv, "SOFTHSM2_CONF="); ok {
+			tok.Conf = v
+		}
 	}
 	return tok, nil
 }
