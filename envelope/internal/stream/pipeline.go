@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"crypto/cipher"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -96,25 +97,31 @@ func putJob(j *job) {
 	}
 }
 
+// worker is a pipeline worker's own AEAD and chunk hasher: nothing is
+// shared between workers.
+type worker struct {
+	a cipher.AEAD
+	h *chunkHasher
+}
+
 // stages are what a pipeline does with each job. read runs under the
 // read turn, in stream order: it fills the job and returns false when
 // nothing is left to read after it (the input ended or failed). process
-// runs on the worker's own state (an AEAD and a chunk hasher, made by
-// the pipeline's newWorker: nothing is shared), outside the turns, and
+// runs on the worker's own state (made from key), outside the turns, and
 // is skipped for a job with an error or no chunks. write runs under the
 // write turn, in stream order; an error from it, io.EOF included, stops
 // the pipeline.
-type stages[W any] struct {
-	newWorker func() W
-	read      func(*job) (more bool)
-	process   func(W, *job)
-	write     func(*job) error
+type stages struct {
+	key     []byte // checked already by NewReader or NewWriter
+	read    func(*job) (more bool)
+	process func(*worker, *job)
+	write   func(*job) error
 }
 
 // run runs the pipeline until read has nothing more or write fails, and
 // returns write's first error (nil when read ran out and every job was
 // written).
-func run[W any](s stages[W]) error {
+func run(s stages) error {
 	n := workerCount()
 	readTurn := make([]chan struct{}, n)
 	writeTurn := make([]chan struct{}, n)
@@ -135,7 +142,8 @@ func run[W any](s stages[W]) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := s.newWorker()
+			a, _ := newAEAD(s.key)
+			w := &worker{a: a, h: newChunkHasher()}
 			j := getJob()
 			defer putJob(j)
 			for {

@@ -169,12 +169,6 @@ func (r *Reader) addDigests(j *job) {
 	}
 }
 
-// openWorker is a pipeline worker's own AEAD and hasher.
-type openWorker struct {
-	a cipher.AEAD
-	h *chunkHasher
-}
-
 // WriteTo decrypts the rest of the payload to dst. It returns nil when the
 // last chunk authenticated (where Read would return io.EOF), and the
 // Reader's first error otherwise; chunks before a failing one have been
@@ -232,18 +226,15 @@ func (r *Reader) pipelined(dst io.Writer) (int64, error) {
 		r.j = nil
 	}
 	var total int64
-	err := run(stages[*openWorker]{
-		newWorker: func() *openWorker {
-			a, _ := newAEAD(r.key) // the key was checked by NewReader
-			return &openWorker{a: a, h: newChunkHasher()}
-		},
+	err := run(stages{
+		key: r.key,
 		read: func(j *job) bool {
 			if j.ferr = r.f.frame(j, chunksPerJob); j.ferr == nil {
 				j.err = r.observe(j)
 			}
 			return !r.f.done && j.ferr == nil && j.err == nil
 		},
-		process: func(ow *openWorker, j *job) { r.open(ow.a, ow.h, j) },
+		process: func(w *worker, j *job) { r.open(w.a, w.h, j) },
 		write: func(j *job) error {
 			n, err := dst.Write(j.out)
 			total += int64(n)

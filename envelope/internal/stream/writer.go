@@ -102,12 +102,6 @@ func (w *Writer) seal(a cipher.AEAD, h *chunkHasher, d *[32]byte, pt []byte, n n
 	return ct
 }
 
-// sealWorker is a pipeline worker's own AEAD and hasher.
-type sealWorker struct {
-	a cipher.AEAD
-	h *chunkHasher
-}
-
 // ReadFrom encrypts everything src yields until io.EOF. It keeps the last
 // chunk buffered, as Write does, for Close (or later writes) to complete.
 func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
@@ -116,11 +110,8 @@ func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
 	}
 	var total int64
 	var rerr error
-	werr := run(stages[*sealWorker]{
-		newWorker: func() *sealWorker {
-			a, _ := newAEAD(w.key) // the key was checked by NewWriter
-			return &sealWorker{a: a, h: newChunkHasher()}
-		},
+	werr := run(stages{
+		key: w.key,
 		read: func(j *job) bool {
 			n, done, err := w.readJob(src, j)
 			total += n
@@ -129,10 +120,10 @@ func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
 			}
 			return !done && err == nil
 		},
-		process: func(sw *sealWorker, j *job) {
+		process: func(wk *worker, j *job) {
 			for i := range j.k {
 				c := j.buf[i*EncChunkSize:]
-				w.seal(sw.a, sw.h, &j.digests[i], c[:ChunkSize], j.nonces[i])
+				w.seal(wk.a, wk.h, &j.digests[i], c[:ChunkSize], j.nonces[i])
 			}
 		},
 		write: func(j *job) error {
