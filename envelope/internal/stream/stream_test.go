@@ -109,51 +109,58 @@ func TestPipelineMatchesSerial(t *testing.T) {
 		if gc, gl := w.Digests.Sum(); gc != wantCount || gl != wantList {
 			t.Fatalf("n=%d: ReadFrom's chunk digests differ from the spec's", n)
 		}
-		// WriteTo, after a partial Read, gives the plaintext; the hash
-		// covers the ciphertext, the digests are the spec's, and the
-		// trailer is held back.
-		trailer := []byte("a trailer of 24 bytes...")
-		for _, pre := range []int{0, 5, ChunkSize + 3} {
-			r, _ := NewReader(key, iotest.HalfReader(bytes.NewReader(append(bytes.Clone(want), trailer...))), len(trailer))
-			h := sha256.New()
-			r.Hash, r.Digests = h, NewDigests()
-			var tee bytes.Buffer
-			r.Tee = &tee
-			head := make([]byte, min(pre, n))
-			if _, err := io.ReadFull(r, head); err != nil {
-				t.Fatal(err)
-			}
-			var out bytes.Buffer
-			out.Write(head)
-			if _, err := r.WriteTo(&out); err != nil {
-				t.Fatalf("n=%d pre=%d: %v", n, pre, err)
-			}
-			if !bytes.Equal(out.Bytes(), plain) {
-				t.Fatalf("n=%d pre=%d: WriteTo plaintext differs", n, pre)
-			}
-			if sum := sha256.Sum256(want); !bytes.Equal(h.Sum(nil), sum[:]) || !bytes.Equal(tee.Bytes(), want) {
-				t.Fatalf("n=%d pre=%d: hash or tee differs", n, pre)
-			}
-			if gc, gl := r.Digests.Sum(); gc != wantCount || gl != wantList {
-				t.Fatalf("n=%d pre=%d: chunk digests differ from the spec's", n, pre)
-			}
-			if !bytes.Equal(r.Trailer(), trailer) {
-				t.Fatalf("n=%d pre=%d: trailer %q", n, pre, r.Trailer())
-			}
-			if m, err := r.Read(make([]byte, 1)); m != 0 || err != io.EOF {
-				t.Fatalf("Read after WriteTo: %d %v", m, err)
-			}
+		checkOpen(t, plain, want)
+	}
+}
+
+// checkOpen opens want, the sealed plain, with WriteTo after a partial
+// Read and with Read alone: the plaintext comes out, the hash and the
+// tee see the ciphertext, the digests are the spec's, and the trailer
+// after the payload is held back.
+func checkOpen(t *testing.T, plain, want []byte) {
+	t.Helper()
+	n := len(plain)
+	wantCount, wantList := specDigests(want)
+	trailer := []byte("a trailer of 24 bytes...")
+	for _, pre := range []int{0, 5, ChunkSize + 3} {
+		r, _ := NewReader(key, iotest.HalfReader(bytes.NewReader(append(bytes.Clone(want), trailer...))), len(trailer))
+		h := sha256.New()
+		r.Hash, r.Digests = h, NewDigests()
+		var tee bytes.Buffer
+		r.Tee = &tee
+		head := make([]byte, min(pre, n))
+		if _, err := io.ReadFull(r, head); err != nil {
+			t.Fatal(err)
 		}
-		// Read alone, in small pieces.
-		r, _ := NewReader(key, bytes.NewReader(append(bytes.Clone(want), trailer...)), len(trailer))
-		r.Digests = NewDigests()
-		got, err := io.ReadAll(iotest.OneByteReader(r))
-		if err != nil || !bytes.Equal(got, plain) || !bytes.Equal(r.Trailer(), trailer) {
-			t.Fatalf("n=%d: Read: %v", n, err)
+		var out bytes.Buffer
+		out.Write(head)
+		if _, err := r.WriteTo(&out); err != nil {
+			t.Fatalf("n=%d pre=%d: %v", n, pre, err)
+		}
+		if !bytes.Equal(out.Bytes(), plain) {
+			t.Fatalf("n=%d pre=%d: WriteTo plaintext differs", n, pre)
+		}
+		if sum := sha256.Sum256(want); !bytes.Equal(h.Sum(nil), sum[:]) || !bytes.Equal(tee.Bytes(), want) {
+			t.Fatalf("n=%d pre=%d: hash or tee differs", n, pre)
 		}
 		if gc, gl := r.Digests.Sum(); gc != wantCount || gl != wantList {
-			t.Fatalf("n=%d: Read's chunk digests differ from the spec's", n)
+			t.Fatalf("n=%d pre=%d: chunk digests differ from the spec's", n, pre)
 		}
+		if !bytes.Equal(r.Trailer(), trailer) {
+			t.Fatalf("n=%d pre=%d: trailer %q", n, pre, r.Trailer())
+		}
+		if m, err := r.Read(make([]byte, 1)); m != 0 || err != io.EOF {
+			t.Fatalf("Read after WriteTo: %d %v", m, err)
+		}
+	}
+	r, _ := NewReader(key, bytes.NewReader(append(bytes.Clone(want), trailer...)), len(trailer))
+	r.Digests = NewDigests()
+	got, err := io.ReadAll(iotest.OneByteReader(r))
+	if err != nil || !bytes.Equal(got, plain) || !bytes.Equal(r.Trailer(), trailer) {
+		t.Fatalf("n=%d: Read: %v", n, err)
+	}
+	if gc, gl := r.Digests.Sum(); gc != wantCount || gl != wantList {
+		t.Fatalf("n=%d: Read's chunk digests differ from the spec's", n)
 	}
 }
 
