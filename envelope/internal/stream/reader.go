@@ -144,7 +144,7 @@ func (r *Reader) open(a cipher.AEAD, h *chunkHasher, j *job) {
 				h = newChunkHasher()
 				r.hash = h
 			}
-			h.sum(&j.digests[i], j.nonces[i], ct)
+			h.sum(&j.digests[i], &j.nonces[i], ct)
 		}
 		pt, err := a.Open(ct[:0], j.nonces[i][:], ct, nil)
 		if err != nil {

@@ -18,6 +18,7 @@ type Writer struct {
 	nonce nonce  // of the next chunk
 	buf   []byte // plaintext of the chunk being filled; capacity EncChunkSize, sealed in place
 	hash  *chunkHasher
+	d     [32]byte // the serial path's chunk digest
 	err   error
 }
 
@@ -71,10 +72,9 @@ func (w *Writer) flush(last bool) error {
 	if last {
 		w.nonce.setLast()
 	}
-	var d [32]byte
-	ct := w.seal(w.a, w.hash, &d, w.buf, w.nonce)
+	ct := w.seal(w.a, w.hash, &w.d, w.buf, &w.nonce)
 	if w.Digests != nil {
-		w.Digests.add(&d)
+		w.Digests.add(&w.d)
 	}
 	if _, err := w.dst.Write(ct); err != nil {
 		return err
@@ -90,7 +90,7 @@ func (w *Writer) flush(last bool) error {
 // nonce n and, when the Writer has Digests, sets d to the chunk's digest.
 // Every chunk goes through here, on the serial and the pipelined paths
 // alike; a and h are the calling goroutine's own.
-func (w *Writer) seal(a cipher.AEAD, h *chunkHasher, d *[32]byte, pt []byte, n nonce) []byte {
+func (w *Writer) seal(a cipher.AEAD, h *chunkHasher, d *[32]byte, pt []byte, n *nonce) []byte {
 	ct := a.Seal(pt[:0], n[:], pt, nil)
 	if w.Digests != nil {
 		if h == nil {
@@ -123,7 +123,7 @@ func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
 		process: func(wk *worker, j *job) {
 			for i := range j.k {
 				c := j.buf[i*EncChunkSize:]
-				w.seal(wk.a, wk.h, &j.digests[i], c[:ChunkSize], j.nonces[i])
+				w.seal(wk.a, wk.h, &j.digests[i], c[:ChunkSize], &j.nonces[i])
 			}
 		},
 		write: func(j *job) error {
