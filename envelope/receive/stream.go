@@ -12,17 +12,19 @@ import (
 
 // inMemory bounds what Stream keeps in memory for a signed envelope: its
 // plaintext, if the whole of it fits, and the ciphertext read so far, up
-// to twice that, before it goes to a spool file.
-const inMemory = 64 << 10
+// to twice that, before it goes to a spool file. Small, so that a big
+// envelope, whose first chunk alone is over it, adds nothing to the peak
+// RSS: it spools from its first read of the payload.
+const inMemory = 16 << 10
 
 // Stream opens the envelope in src to dst, a stream that cannot be taken
 // back (standard output). An anonymous envelope (if allowed) streams:
 // each 64 KiB chunk is written once it authenticated, and a failure ends
 // the output early with an error. A signed envelope is first read whole
 // and verified, then recorded in the ledger, and only then released.
-// While it is read, its ciphertext is kept (in memory up to 128 KiB,
+// While it is read, its ciphertext is kept (in memory up to 32 KiB,
 // beyond that in a private, already unlinked spool file), and so is its
-// plaintext if it fits in 64 KiB. A small envelope's verified plaintext
+// plaintext if it fits in 16 KiB. A small envelope's verified plaintext
 // is then written from memory, with no file ever made; a bigger one is
 // decrypted again from the spool to dst, with the file key of the first
 // pass: the identities are not asked again after the ledger counted the

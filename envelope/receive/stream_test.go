@@ -45,15 +45,16 @@ func TestStreamMultiChunk(t *testing.T) {
 	}
 }
 
-// A signed envelope of up to 64 KiB of plaintext is verified and released
-// from memory, without a spool file; one byte more goes through the spool.
-// Tampered, either is refused with nothing out.
+// A signed envelope of up to 16 KiB of plaintext is verified and released
+// from memory, without a spool file; one byte more goes through the spool,
+// and so does a multi-chunk one. Tampered, each is refused with nothing
+// out.
 func TestStreamSmallInMemory(t *testing.T) {
 	r := newRig(t)
 	alice := p256(t)
 	r.trust("alice", alice.Public())
 	rcv := r.receiver()
-	for i, n := range []int{0, 1, 65536, 65537} {
+	for i, n := range []int{0, 1, 16384, 16385, 65537} {
 		plain := make([]byte, n)
 		rand.Read(plain)
 		env := seal(t, plain, &envelope.Sender{Signer: alice, StreamID: 9, Serial: uint64(2*i + 1), Time: time.Now()}, false, r.to)
