@@ -40,11 +40,13 @@ clean:
 	rm -rf bin .demo .softhsm .tpm .opencryptoki man
 
 # Side-by-side benchmark (cat, plain Go AES-GCM, age, gpg, openssl cms,
-# tokenseal) with the issue 5 targets; BENCH_SIZE, BENCH_QUICK=1: see
-# scripts/bench.sh.
+# tokenseal) with the issue 5 targets, then tokenseal --format cms beside
+# openssl cms with the issue 15 targets; BENCH_SIZE, BENCH_QUICK=1: see
+# scripts/bench.sh and scripts/bench-cms.sh.
 .PHONY: bench
 bench:
 	scripts/bench.sh
+	scripts/bench-cms.sh
 
 # Every fuzz target in the module for FUZZTIME each (issue 7); crashers
 # land in testdata/fuzz/<FuzzName>. `make test` runs the seed corpora.

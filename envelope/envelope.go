@@ -149,15 +149,24 @@ func (e *ParseError) Unwrap() error {
 }
 
 // NoIdentityMatchError is returned by Open when no identity can unwrap any
-// stanza. It names the key identifiers the envelope was addressed to.
+// stanza. KeyIDs are the key identifiers the envelope was addressed to;
+// its message names the first few (a header may hold 4096).
 type NoIdentityMatchError struct {
 	KeyIDs []KeyID
 }
 
+// maxNamedKeyIDs bounds the key identifiers NoIdentityMatchError's
+// message names.
+const maxNamedKeyIDs = 4
+
 func (e *NoIdentityMatchError) Error() string {
-	ids := make([]string, len(e.KeyIDs))
-	for i, id := range e.KeyIDs {
+	n := min(len(e.KeyIDs), maxNamedKeyIDs)
+	ids := make([]string, n, n+1)
+	for i, id := range e.KeyIDs[:n] {
 		ids[i] = id.String()
+	}
+	if more := len(e.KeyIDs) - n; more > 0 {
+		ids = append(ids, fmt.Sprintf("and %d more", more))
 	}
 	return "envelope is not addressed to any available key; it is addressed to " + strings.Join(ids, ", ")
 }
@@ -509,7 +518,9 @@ func (r *Reader) finish() error {
 // sender against opts, finds a stanza that one of identities can unwrap,
 // checks the header MAC and returns a Reader of the payload. The first
 // stanza that one of identities recognises decides (FORMAT.md, section 2).
-// opts may be nil.
+// The steps run in the order of FORMAT.md 2.5, and the first that fails
+// is the error: Open returns those of steps 1 to 4, the Reader those of
+// the payload and the signature. opts may be nil.
 func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, error) {
 	o, err := openHeader(src, identities, opts)
 	if err != nil {

@@ -182,7 +182,9 @@ type keyIdentity struct {
 	size  int    // RSA modulus bytes
 }
 
-// NewRSAIdentity returns the Identity of an RSA key.
+// NewRSAIdentity returns the Identity of an RSA key. A key of fewer
+// than 2048 or more than 4096 bits opens nothing: FORMAT.md (section 2,
+// "RSA key sizes") has a reader pass its stanzas over.
 func NewRSAIdentity(k RSAKey) (Identity, error) {
 	pub, ok := k.Public().(*rsa.PublicKey)
 	if !ok {
@@ -192,8 +194,16 @@ func NewRSAIdentity(k RSAKey) (Identity, error) {
 	if err != nil {
 		return nil, err
 	}
+	if bits := pub.N.BitLen(); bits < minRSABits || bits > maxRSABits {
+		return passOver{}, nil
+	}
 	return &keyIdentity{id: id, rsa: k, typ: format.StanzaRSAOAEP, size: pub.Size()}, nil
 }
+
+// passOver is the Identity of a key that may not open envelopes.
+type passOver struct{}
+
+func (passOver) Unwrap([]*Stanza) ([]byte, error) { return nil, ErrIncorrectIdentity }
 
 // NewECDHIdentity returns the Identity of a P-256 or P-384 key.
 func NewECDHIdentity(k ECDHKey) (Identity, error) {

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +30,12 @@ func TestRewrap(t *testing.T) {
 		Open:   trusting(signer.Public()),
 		Add:    []envelope.Recipient{recipient(t, carol), recipient(t, bob)},
 		Remove: []envelope.KeyID{aliceID},
-		Sender: &envelope.Sender{Signer: rotator, StreamID: 1, Serial: 1, Time: time.Now()},
+		NewSender: func(orig *envelope.Opened) (*envelope.Sender, error) {
+			if orig.Sender == nil || orig.Sender.Serial != 9 {
+				t.Errorf("NewSender sees the original's sender %+v", orig.Sender)
+			}
+			return &envelope.Sender{Signer: rotator, StreamID: 1, Serial: 1, Time: time.Now()}, nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +95,51 @@ func TestRewrap(t *testing.T) {
 	}
 }
 
+// A rewrap to an anonymous envelope carries no previous-sender
+// extension: in an unsigned envelope anyone could have written it
+// (FORMAT.md, section 2.4). Before the fix it named the original signer.
+func TestRewrapAnonymousNoPreviousSender(t *testing.T) {
+	ks := testKeys(t)
+	bob := ks[2]
+	signer, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	orig := sealSigned(t, []byte("x"), false, &envelope.Sender{Signer: signer, StreamID: 4, Serial: 9, Time: time.Now()}, recipient(t, bob))
+	var out bytes.Buffer
+	if _, err := envelope.Rewrap(&out, bytes.NewReader(orig), []envelope.Identity{identity(t, bob)}, &envelope.RewrapOptions{
+		Open: trusting(signer.Public()), Add: []envelope.Recipient{recipient(t, ks[1])},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := envelope.Inspect(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Sender != nil || info.PreviousSender != nil || len(info.Extensions) != 0 {
+		t.Fatalf("anonymous rewrap: sender %+v, previous sender %+v, extensions %v", info.Sender, info.PreviousSender, info.Extensions)
+	}
+}
+
+// Removing a key the original is not addressed to is refused before the
+// new sender is asked for (so no serial is reserved) and before anything
+// is written. Before the fix it was silently ignored.
+func TestRewrapRemoveNotRecipient(t *testing.T) {
+	ks := testKeys(t)
+	bob := ks[2]
+	orig := seal(t, []byte("x"), false, recipient(t, bob))
+	other, _ := envelope.KeyIDOf(ks[1].priv.Public())
+	var out bytes.Buffer
+	_, err := envelope.Rewrap(&out, bytes.NewReader(orig), []envelope.Identity{identity(t, bob)}, &envelope.RewrapOptions{
+		Remove: []envelope.KeyID{other},
+		NewSender: func(*envelope.Opened) (*envelope.Sender, error) {
+			t.Error("NewSender called")
+			return nil, nil
+		},
+	})
+	var nr *envelope.NotRecipientError
+	if !errors.As(err, &nr) || nr.KeyID != other || out.Len() != 0 {
+		t.Fatalf("err = %v, %d bytes written", err, out.Len())
+	}
+}
+
 func TestInspectLengths(t *testing.T) {
 	k := testKeys(t)[2]
 	for _, n := range []int{0, 1, 65535, 65536, 65537, 200000} {
@@ -129,7 +180,8 @@ func TestRewrapVersion1(t *testing.T) {
 	for _, sender := range []*envelope.Sender{{Signer: rotator, StreamID: 1, Serial: 2, Time: time.Now()}, nil} {
 		var out bytes.Buffer
 		_, err := envelope.Rewrap(&out, bytes.NewReader(orig), []envelope.Identity{identity(t, bob)}, &envelope.RewrapOptions{
-			Open: trusting(signer.Public()), Add: []envelope.Recipient{recipient(t, carol)}, Sender: sender,
+			Open: trusting(signer.Public()), Add: []envelope.Recipient{recipient(t, carol)},
+			NewSender: func(*envelope.Opened) (*envelope.Sender, error) { return sender, nil },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -162,5 +214,25 @@ func TestRewrapVersion1(t *testing.T) {
 	})
 	if !errors.Is(err, envelope.ErrSignature) {
 		t.Fatalf("bad version 1 signature: %v", err)
+	}
+}
+
+// FORMAT.md 2.4: an envelope without a sender extension that names a
+// previous sender is refused by every reader, Inspect included (before,
+// inspect showed "sender: none" followed by the forged previous sender).
+func TestPreviousSenderUnsigned(t *testing.T) {
+	k := testKeys(t)[2]
+	e := ref.NewCraft(rand.Reader)
+	e.Stanzas = [][]byte{ref.StanzaFor(rand.Reader, k.priv.Public(), e.FK)}
+	v := make([]byte, 56)
+	v[39], v[47], v[55] = 1, 1, 1
+	e.Exts = [][]byte{ref.EncExt(ref.ExtPrevSender, v)}
+	env := e.Seal([]byte("forged history"))
+	var pe *envelope.ParseError
+	if _, err := envelope.Inspect(bytes.NewReader(env)); !errors.As(err, &pe) || !strings.Contains(err.Error(), "previous-sender extension in an unsigned envelope") {
+		t.Errorf("Inspect: %v", err)
+	}
+	if _, err := open(env, identity(t, k)); !errors.As(err, &pe) {
+		t.Errorf("Open: %v", err)
 	}
 }

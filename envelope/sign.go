@@ -216,7 +216,8 @@ func verify(pub crypto.PublicKey, f *format.Sender, d, sig []byte) bool {
 		}
 		return ecdsa.Verify(k, d, r, s)
 	case *rsa.PublicKey:
-		if f.SigAlg != format.SigRSAPSSSHA256 || len(sig) != k.Size() {
+		bits := k.N.BitLen() // FORMAT.md 2, "RSA key sizes"
+		if f.SigAlg != format.SigRSAPSSSHA256 || len(sig) != k.Size() || bits < minRSABits || bits > maxRSABits {
 			return false
 		}
 		return rsa.VerifyPSS(k, crypto.SHA256, d, sig, &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256}) == nil

@@ -706,6 +706,14 @@ func TestSpecCrafted(t *testing.T) {
 	extCase("critical-0x8002", false, "refuses an unknown extension whose ext_type has the high bit set", ref.EncExt(0x8002, nil))
 	extCase("critical-0xffff", false, "refuses an unknown extension whose ext_type has the high bit set", ref.EncExt(0xffff, nil))
 	extCase("noncritical-then-critical", false, "refuses an unknown critical extension", ref.EncExt(1, nil), ref.EncExt(0x8002, nil))
+	{
+		prevRule := "§2.4 \"a reader refuses the header when a 0x0002 extension appears in an envelope without a sender extension\""
+		v := append(specRandom(32), 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9)
+		v = binary.BigEndian.AppendUint64(v, 1700000000000)
+		extCase("previous-sender-unsigned", false, prevRule, ref.EncExt(ref.ExtPrevSender, v))
+		extCase("previous-sender-unsigned-malformed", false, prevRule+"; \"has a value that is not exactly 56 bytes\"", ref.EncExt(ref.ExtPrevSender, v[:10]))
+		extCase("previous-sender-unsigned-empty", false, prevRule, ref.EncExt(ref.ExtPrevSender, nil))
+	}
 	add(specCase{name: "ext/runs-past", env: p256(func(c *ref.Craft) { c.ExtTrail = append(ref.U16(ref.U16(nil, 1), 50), 1, 2, 3) }),
 		priv: keys.p256, rule: "refuses an extension that runs past its enclosing length"})
 	add(specCase{name: "ext/trailing-byte", env: p256(func(c *ref.Craft) { c.ExtTrail = []byte{0} }),

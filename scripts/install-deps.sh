@@ -6,7 +6,9 @@
 # (the tests make tokens and foreign keys with it), openssl, PostgreSQL
 # (initdb and postgres for the shared-ledger tests: internal/pgtest starts
 # its own server from /usr/lib/postgresql/VERSION/bin), and a C compiler
-# (miekg/pkcs11 uses cgo; go test -race needs it too).
+# (miekg/pkcs11 uses cgo; go test -race needs it too); OpenSSL's PKCS#11
+# engine (the CMS tests decrypt with openssl and the key on the token) and
+# GNU time (make bench measures peak memory with /usr/bin/time -v).
 # Uses sudo only when not root. Safe to run again: does nothing when all
 # are present.
 set -euo pipefail
@@ -36,11 +38,14 @@ have_file /usr/lib/x86_64-linux-gnu/libtss2-tcti-tabrmd.so.0 \
 have_cmd dbus-daemon || need dbus-daemon
 have_file /usr/sbin/pkcsslotd || need opencryptoki
 have_cmd openssl || need openssl
+have_file /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so \
+	/usr/lib/aarch64-linux-gnu/engines-3/pkcs11.so || need libengine-pkcs11-openssl
+[ -x /usr/bin/time ] || need time
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need postgresql
 have_cmd "${CC:-gcc}" || have_cmd cc || need gcc libc6-dev
 
 if [ "${#pkgs[@]}" -eq 0 ]; then
-	echo "install-deps: softhsm2, opensc, swtpm, tpm2-pkcs11, tpm2-abrmd, dbus, opencryptoki, openssl, postgresql and a C compiler already installed"
+	echo "install-deps: softhsm2, opensc, swtpm, tpm2-pkcs11, tpm2-abrmd, dbus, opencryptoki, openssl and its PKCS#11 engine, time, postgresql and a C compiler already installed"
 	exit 0
 fi
 

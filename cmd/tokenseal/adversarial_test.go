@@ -70,7 +70,9 @@ func newAdvRig(t *testing.T) *advRig {
 		}
 		r.pub[k.label] = key.Public()
 		head := "# tokenseal recipient\n"
-		if strings.HasPrefix(k.typ, "rsa") {
+		if k.usage == token.UsageSign {
+			head = "# tokenseal sender\n"
+		} else if strings.HasPrefix(k.typ, "rsa") {
 			head += "# oaep-hash: sha1\n" // what SoftHSM2 unwraps
 		}
 		r.pems[k.label] = r.write(k.label+".pem", append([]byte(head), pemOf(t, key.Public())...))
@@ -280,7 +282,13 @@ func TestAdversarialCLI(t *testing.T) {
 		// search; see token/keyring's TestStanzaChoice).
 		for _, label := range []string{"s-p256", "nounwrap-rsa", "noderive-p256"} {
 			cases++
-			env := r.seal(msg, "--anonymous", "-r", r.pems[label])
+			to := r.pems[label]
+			if label == "s-p256" {
+				// Unmarked, as OpenSSL writes it: seal refuses the
+				// exported file marked "# tokenseal sender".
+				to = r.write("s-p256-bare.pem", pemOf(t, r.pub[label]))
+			}
+			env := r.seal(msg, "--anonymous", "-r", to)
 			stderr := r.refused("open with "+label, env, exitEnvelope, "--allow-anonymous")
 			if !strings.Contains(stderr, "not addressed to any available key") {
 				t.Errorf("open with %s: %q", label, stderr)

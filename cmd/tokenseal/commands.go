@@ -77,13 +77,15 @@ func commands() []*cli.Command {
 		},
 		{
 			Name:  "key",
-			Usage: "generate, list, export, delete and provision key pairs on the token",
+			Usage: "generate, list, export, delete and provision key pairs on the token; issue and store their certificates",
 			Subcommands: []*cli.Command{
 				keyGenerateCommand,
 				keyListCommand,
 				keyExportCommand,
 				keyDeleteCommand,
 				keyProvisionCommand,
+				keyCertCommand,
+				keyImportCertCommand,
 			},
 		},
 		stateCommand,

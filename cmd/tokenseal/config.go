@@ -25,7 +25,7 @@ var flagConfig = &cli.StringFlag{
 // configKeys are the settings a config file may hold. Each is the name of
 // a string flag; a command that has the flag takes the value from the file
 // when neither the flag nor its environment variable gave one.
-var configKeys = []string{"module", "token", "token-serial", "token-slot", "pin-file", "sign-with", "state-dir", "state-url"}
+var configKeys = []string{"module", "token", "token-serial", "token-slot", "pin-file", "sign-with", "state-dir", "state-url", "format"}
 
 // configPathKeys are the keys whose values are file paths: "~/" is the
 // home directory and a relative path is relative to the config file.

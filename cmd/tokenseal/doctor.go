@@ -9,7 +9,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tokenseal/tokenseal/envelope/state"
+	"github.com/tokenseal/tokenseal/envelope/state/backend"
+	"github.com/tokenseal/tokenseal/envelope/state/postgres"
 	"github.com/tokenseal/tokenseal/envelope/state/sqlite"
 	"github.com/tokenseal/tokenseal/token"
 	"github.com/urfave/cli/v2"
@@ -17,15 +18,18 @@ import (
 
 var doctorCommand = &cli.Command{
 	Name:      "doctor",
-	Usage:     "check the module, token, mechanisms, keys and state directory tokenseal relies on",
-	UsageText: "tokenseal doctor [--json] [--state-dir DIR]",
+	Usage:     "check the module, token, mechanisms, keys and state (directory or database) tokenseal relies on",
+	UsageText: "tokenseal doctor [--json] [--state-dir DIR | --state-url URL]",
 	Description: "Reports the module (C_GetInfo), slots, the token's info and flags, every mechanism tokenseal may use\n" +
 		"(tried for real after a login, on existing keys or temporary session keys that are destroyed again),\n" +
-		"the path open or seal takes with each key, and the state directory's health. Without a PIN (no\n" +
-		"--pin-file, TOKENSEAL_PIN or terminal) the trials are skipped and mechanisms are as C_GetMechanismInfo\n" +
-		"lists them. Exits 3 when the token lacks something tokenseal needs, 1 when the state directory is unusable.",
+		"the path open or seal takes with each key, and the state's health: the state directory, or with\n" +
+		"--state-url the PostgreSQL database (connection, server and schema versions, privileges, clock skew).\n" +
+		"Without a PIN (no --pin-file, TOKENSEAL_PIN or terminal) the trials are skipped and mechanisms are as\n" +
+		"C_GetMechanismInfo lists them. Exits 3 when the token lacks something tokenseal needs, 1 when the state\n" +
+		"is unusable.",
 	Flags: []cli.Flag{
 		flagStateDir,
+		flagStateURL,
 		&cli.BoolFlag{Name: "json", Usage: "print the report as JSON (stable field names, documented in README.md)"},
 	},
 	Action: doctor,
@@ -109,18 +113,36 @@ type doctorKeyJSON struct {
 }
 
 type doctorStateJSON struct {
-	OK               bool   `json:"ok"`
-	Dir              string `json:"dir"`
-	Exists           bool   `json:"exists"`
-	DirMode          string `json:"dir_mode,omitempty"`
-	DBExists         bool   `json:"db_exists"`
-	DBMode           string `json:"db_mode,omitempty"`
-	LedgerOpens      bool   `json:"ledger_opens"`
-	CountersReadable bool   `json:"counters_readable"`
-	QuickCheck       string `json:"quick_check,omitempty"`
-	Counters         int    `json:"counters"`
-	TrustedSenders   int    `json:"trusted_senders"`
-	LedgerStreams    int    `json:"ledger_streams"`
+	OK bool `json:"ok"`
+	// Backend is "sqlite" (the state directory) or "postgres"
+	// (--state-url): the directory's fields are empty for a database,
+	// and Database is set only for one.
+	Backend          string              `json:"backend"`
+	Dir              string              `json:"dir"`
+	Exists           bool                `json:"exists"`
+	DirMode          string              `json:"dir_mode,omitempty"`
+	DBExists         bool                `json:"db_exists"`
+	DBMode           string              `json:"db_mode,omitempty"`
+	LedgerOpens      bool                `json:"ledger_opens"`
+	CountersReadable bool                `json:"counters_readable"`
+	QuickCheck       string              `json:"quick_check,omitempty"`
+	Counters         int                 `json:"counters"`
+	TrustedSenders   int                 `json:"trusted_senders"`
+	LedgerStreams    int                 `json:"ledger_streams"`
+	Database         *doctorDatabaseJSON `json:"database,omitempty"`
+	notes            []string            // for the report's notes
+}
+
+// doctorDatabaseJSON is what doctor found in a PostgreSQL state database.
+type doctorDatabaseJSON struct {
+	URL            string `json:"url"` // without any password
+	Connects       bool   `json:"connects"`
+	ServerVersion  string `json:"server_version"`
+	SchemaVersion  int    `json:"schema_version"` // 0: no tokenseal schema yet
+	Privileged     bool   `json:"privileged"`     // may read and write every table
+	ClockSkewMS    int64  `json:"clock_skew_ms"`  // the server's clock minus this host's
+	TrustedSenders int    `json:"trusted_senders"`
+	LedgerStreams  int    `json:"ledger_streams"`
 }
 
 type doctorProblemJSON struct {
@@ -145,17 +167,8 @@ func doctor(c *cli.Context) error {
 	d := token.Diagnose(cfg)
 	tokenProblems = append(tokenProblems, d.Problems...)
 
-	var h *state.Health
-	dir, err := stateDir(c)
-	if err != nil {
-		stateProblems = append(stateProblems, err)
-		h = &state.Health{}
-	} else {
-		h = sqlite.Check(context.Background(), dir)
-		stateProblems = append(stateProblems, h.Problems...)
-	}
-
-	rep := doctorReport(d, h, tokenProblems, stateProblems)
+	st, stateProblems := doctorState(c)
+	rep := doctorReport(d, st, tokenProblems, stateProblems)
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
@@ -178,7 +191,38 @@ func doctor(c *cli.Context) error {
 	return all[0]
 }
 
-func doctorReport(d *token.Diagnosis, h *state.Health, tokenProblems, stateProblems []error) *doctorJSON {
+// doctorState checks the store the user chose: the PostgreSQL database
+// of --state-url, else the state directory. A usage error (a password in
+// the URL) is a problem like the others.
+func doctorState(c *cli.Context) (*doctorStateJSON, []error) {
+	spec, err := stateSpec(c)
+	if err != nil {
+		return &doctorStateJSON{Backend: "sqlite"}, []error{err}
+	}
+	ctx := context.Background()
+	if backend.IsURL(spec) {
+		h := postgres.Check(ctx, spec)
+		return &doctorStateJSON{OK: len(h.Problems) == 0, Backend: "postgres", notes: h.Notes, Database: &doctorDatabaseJSON{
+			URL: h.Where, Connects: h.Connects, ServerVersion: h.ServerVersion, SchemaVersion: h.SchemaVersion,
+			Privileged: h.Privileged, ClockSkewMS: h.ClockSkew.Milliseconds(), TrustedSenders: h.Trusted, LedgerStreams: h.Streams,
+		}}, h.Problems
+	}
+	h := sqlite.Check(ctx, spec)
+	s := &doctorStateJSON{
+		OK: len(h.Problems) == 0, Backend: "sqlite", Dir: h.Dir, Exists: h.Exists, DBExists: h.DBExists,
+		LedgerOpens: h.Opens, CountersReadable: h.CountersReadable, QuickCheck: h.QuickCheck,
+		Counters: h.Counters, TrustedSenders: h.Trusted, LedgerStreams: h.Streams, notes: h.Notes,
+	}
+	if h.Exists {
+		s.DirMode = fmt.Sprintf("%04o", h.DirMode)
+	}
+	if h.DBExists {
+		s.DBMode = fmt.Sprintf("%04o", h.DBMode)
+	}
+	return s, h.Problems
+}
+
+func doctorReport(d *token.Diagnosis, st *doctorStateJSON, tokenProblems, stateProblems []error) *doctorJSON {
 	rep := &doctorJSON{
 		OK:           len(tokenProblems)+len(stateProblems) == 0,
 		Slots:        []doctorSlotJSON{},
@@ -211,18 +255,9 @@ func doctorReport(d *token.Diagnosis, h *state.Health, tokenProblems, stateProbl
 	for _, k := range d.Keys {
 		rep.Keys = append(rep.Keys, doctorKey(k))
 	}
-	rep.State = doctorStateJSON{
-		OK: len(stateProblems) == 0, Dir: h.Dir, Exists: h.Exists, DBExists: h.DBExists,
-		LedgerOpens: h.Opens, CountersReadable: h.CountersReadable, QuickCheck: h.QuickCheck,
-		Counters: h.Counters, TrustedSenders: h.Trusted, LedgerStreams: h.Streams,
-	}
-	if h.Exists {
-		rep.State.DirMode = fmt.Sprintf("%04o", h.DirMode)
-	}
-	if h.DBExists {
-		rep.State.DBMode = fmt.Sprintf("%04o", h.DBMode)
-	}
-	rep.Notes = append(rep.Notes, h.Notes...)
+	rep.State = *st
+	rep.State.OK = len(stateProblems) == 0
+	rep.Notes = append(rep.Notes, st.notes...)
 	for _, p := range tokenProblems {
 		rep.Problems = append(rep.Problems, doctorProblemJSON{"token", oneLine(p.Error())})
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // printDoctor writes the human-readable report: module, slots, token and
@@ -36,16 +37,16 @@ func printDoctorToken(w io.Writer, r *doctorJSON) error {
 		}
 		switch {
 		case !s.TokenPresent:
-			fmt.Fprintf(tw, "%s\tslot %d: no token (%s)\n", head, s.Slot, s.Description)
+			fmt.Fprintf(tw, "%s\tslot %d: no token (%s)\n", head, s.Slot, printable(s.Description))
 		case !s.Initialized:
-			fmt.Fprintf(tw, "%s\tslot %d: uninitialized token (%s)\n", head, s.Slot, s.Description)
+			fmt.Fprintf(tw, "%s\tslot %d: uninitialized token (%s)\n", head, s.Slot, printable(s.Description))
 		default:
-			fmt.Fprintf(tw, "%s\tslot %d: token %q serial %s\n", head, s.Slot, s.TokenLabel, s.TokenSerial)
+			fmt.Fprintf(tw, "%s\tslot %d: token %q serial %s\n", head, s.Slot, s.TokenLabel, printable(s.TokenSerial))
 		}
 	}
 	if t := r.Token; t != nil {
 		fmt.Fprintf(tw, "token:\t%q serial %s, manufacturer %q, model %q, hardware %s, firmware %s\n",
-			t.Label, t.Serial, t.Manufacturer, t.Model, t.HardwareVersion, t.FirmwareVersion)
+			t.Label, printable(t.Serial), t.Manufacturer, t.Model, t.HardwareVersion, t.FirmwareVersion)
 		fmt.Fprintf(tw, "\tflags: %s\n", strings.Join(t.Flags, " "))
 		fmt.Fprintf(tw, "\tuser PIN: %d to %d characters, count low %s, final try %s, locked %s\n",
 			t.MinPINLen, t.MaxPINLen, yesNo(t.UserPINCountLow), yesNo(t.UserPINFinalTry), yesNo(t.UserPINLocked))
@@ -101,14 +102,20 @@ func printDoctorKeys(w io.Writer, r *doctorJSON) error {
 		if k.Problem != "" {
 			path = append(path, "PROBLEM: "+k.Problem)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Label, k.Type, k.Usage, strings.Join(path, "; "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", printable(k.Label), k.Type, k.Usage, strings.Join(path, "; "))
 	}
 	return tw.Flush()
 }
 
 func printDoctorState(w io.Writer, r *doctorJSON) {
 	s := r.State
-	switch {
+	switch db := s.Database; {
+	case db != nil && !db.Connects:
+		fmt.Fprintf(w, "state: database %s: %s (no connection)\n", db.URL, okOrProblems(s.OK))
+	case db != nil:
+		fmt.Fprintf(w, "state: database %s: %s (server %s, schema version %d, read and write privileges %s, clock skew %s; %d trusted senders, %d ledger streams)\n",
+			db.URL, okOrProblems(s.OK), db.ServerVersion, db.SchemaVersion, yesNo(db.Privileged), time.Duration(db.ClockSkewMS)*time.Millisecond,
+			db.TrustedSenders, db.LedgerStreams)
 	case s.Dir == "":
 		fmt.Fprintln(w, "state: no state directory")
 	case !s.Exists || !s.DBExists:

@@ -93,8 +93,8 @@ func TestDoctorJSONShape(t *testing.T) {
 		shape("key", k, []string{"label", "id", "type", "usage", "made_by_tokenseal"},
 			[]string{"open_path_oaep_sha1", "open_path_oaep_sha256", "export_oaep_hash", "open_path_ecdh", "sign", "problem"})
 	}
-	shape("state", rep["state"], []string{"ok", "dir", "exists", "db_exists", "ledger_opens", "counters_readable", "counters", "trusted_senders", "ledger_streams"},
-		[]string{"dir_mode", "db_mode", "quick_check"})
+	shape("state", rep["state"], []string{"ok", "backend", "dir", "exists", "db_exists", "ledger_opens", "counters_readable", "counters", "trusted_senders", "ledger_streams"},
+		[]string{"dir_mode", "db_mode", "quick_check", "database"})
 	if p := rep["problems"].([]any); len(p) != 0 {
 		t.Errorf("problems: %v", p)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tokenseal/tokenseal/envelope"
+	"github.com/tokenseal/tokenseal/envelope/receive"
 	"github.com/tokenseal/tokenseal/envelope/state"
 	"github.com/tokenseal/tokenseal/token"
 )
@@ -16,7 +17,7 @@ import (
 const (
 	exitOK       = 0 // success
 	exitOther    = 1 // any other error
-	exitUsage    = 2 // bad command line
+	exitUsage    = 2 // bad command line (a key file marked for another use included)
 	exitToken    = 3 // module not loadable, token absent, login failed, key not found or of the wrong kind
 	exitEnvelope = 4 // envelope rejected: malformed, tampered, truncated, not addressed to a key here, bad signature
 	exitReplay   = 5 // replay rejected
@@ -38,7 +39,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, envelope.ErrKeyRole):
 		return exitUsage
 	case errors.Is(err, state.ErrReplay):
 		return exitReplay
@@ -77,12 +78,14 @@ func hint(err error) string {
 		return "pass --allow-anonymous to accept unsigned envelopes (no replay protection)"
 	case errors.As(err, new(*envelope.NoIdentityMatchError)):
 		return "run 'tokenseal key list' to see the key identifiers on this token"
+	case errors.As(err, new(*receive.RewrappedError)):
+		return "each signed original is rewrapped once; pass --again to rewrap it once more"
 	case errors.As(err, new(*outputExistsError)):
 		return "use --force to overwrite it"
 	case errors.Is(err, token.ErrKeyNotFound):
 		return "run 'tokenseal key list' to see the keys on the token"
 	}
-	return ""
+	return cmsHint(err)
 }
 
 // report prints err as one "tokenseal: error:" line (and maybe a hint) and

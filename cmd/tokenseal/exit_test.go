@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/tokenseal/tokenseal/envelope"
+	"github.com/tokenseal/tokenseal/envelope/cms"
+	"github.com/tokenseal/tokenseal/envelope/receive"
 	"github.com/tokenseal/tokenseal/envelope/state"
 	tok "github.com/tokenseal/tokenseal/token"
 )
@@ -34,6 +36,7 @@ var sentinels = map[string]struct {
 	"envelope.ErrIncorrectIdentity": {envelope.ErrIncorrectIdentity, exitOther}, // Open turns it into a NoIdentityMatchError
 	"envelope.ErrUnknownSender":     {envelope.ErrUnknownSender, exitOther},     // Open turns it into an UnknownSenderError
 	"envelope.ErrNoRecipientsLeft":  {envelope.ErrNoRecipientsLeft, exitOther},
+	"envelope.ErrKeyRole":           {envelope.ErrKeyRole, exitUsage}, // a key file given for the wrong use
 
 	"state.ErrReplay":           {state.ErrReplay, exitReplay},
 	"state.ErrSchema":           {state.ErrSchema, exitOther},
@@ -43,21 +46,32 @@ var sentinels = map[string]struct {
 	"state.ErrExists":           {state.ErrExists, exitOther},
 	"state.ErrUnhealthy":        {state.ErrUnhealthy, exitOther},
 
-	"token.ErrToken":          {tok.ErrToken, exitToken},
-	"token.ErrModuleNotFound": {tok.ErrModuleNotFound, exitToken},
-	"token.ErrTokenNotFound":  {tok.ErrTokenNotFound, exitToken},
-	"token.ErrKeyNotFound":    {tok.ErrKeyNotFound, exitToken},
-	"token.ErrTokenExists":    {tok.ErrTokenExists, exitToken},
-	"token.ErrKeyExists":      {tok.ErrKeyExists, exitToken},
-	"token.ErrWrongKeyType":   {tok.ErrWrongKeyType, exitToken},
-	"token.ErrLoginFailed":    {tok.ErrLoginFailed, exitToken},
-	"token.ErrNoPIN":          {tok.ErrNoPIN, exitToken},
-	"token.ErrMechanism":      {tok.ErrMechanism, exitToken},
-	"token.ErrBadURI":         {tok.ErrBadURI, exitToken},
-	"token.ErrClosed":         {tok.ErrClosed, exitToken},
-	"token.ErrPINInvalid":     {tok.ErrPINInvalid, exitToken},
-	"token.ErrTokenAmbiguous": {tok.ErrTokenAmbiguous, exitToken},
-	"token.ErrKeyMismatch":    {tok.ErrKeyMismatch, exitToken},
+	"token.ErrToken":           {tok.ErrToken, exitToken},
+	"token.ErrModuleNotFound":  {tok.ErrModuleNotFound, exitToken},
+	"token.ErrTokenNotFound":   {tok.ErrTokenNotFound, exitToken},
+	"token.ErrKeyNotFound":     {tok.ErrKeyNotFound, exitToken},
+	"token.ErrTokenExists":     {tok.ErrTokenExists, exitToken},
+	"token.ErrKeyExists":       {tok.ErrKeyExists, exitToken},
+	"token.ErrWrongKeyType":    {tok.ErrWrongKeyType, exitToken},
+	"token.ErrLoginFailed":     {tok.ErrLoginFailed, exitToken},
+	"token.ErrNoPIN":           {tok.ErrNoPIN, exitToken},
+	"token.ErrMechanism":       {tok.ErrMechanism, exitToken},
+	"token.ErrBadURI":          {tok.ErrBadURI, exitToken},
+	"token.ErrClosed":          {tok.ErrClosed, exitToken},
+	"token.ErrPINInvalid":      {tok.ErrPINInvalid, exitToken},
+	"token.ErrTokenAmbiguous":  {tok.ErrTokenAmbiguous, exitToken},
+	"token.ErrKeyMismatch":     {tok.ErrKeyMismatch, exitToken},
+	"token.ErrCertMismatch":    {tok.ErrCertMismatch, exitToken},
+	"token.ErrCertUnsupported": {tok.ErrCertUnsupported, exitToken},
+
+	// CMS rejections match envelope.ErrRejected.
+	"cms.ErrRejected":        {cms.ErrRejected, exitEnvelope},
+	"cms.ErrDecrypt":         {cms.ErrDecrypt, exitEnvelope},
+	"cms.ErrUnauthenticated": {cms.ErrUnauthenticated, exitEnvelope},
+	"cms.ErrUnsigned":        {cms.ErrUnsigned, exitEnvelope},
+	"cms.ErrSignature":       {cms.ErrSignature, exitEnvelope},
+	"cms.ErrPKCS1v15":        {cms.ErrPKCS1v15, exitEnvelope},
+	"receive.ErrUnstamped":   {receive.ErrUnstamped, exitEnvelope},
 	// A wrapped key the token refused for its data: not addressed to
 	// this key, or corrupted. token/keyring, the token's identity, says
 	// so with envelope.ErrUnwrap (exit 4, listed above): the table needs
@@ -82,6 +96,9 @@ func TestExitCodes(t *testing.T) {
 		{&envelope.ParseError{What: "header truncated"}, 4},
 		{&envelope.NoIdentityMatchError{}, 4},
 		{&envelope.UnknownSenderError{}, 4},
+		{&cms.ParseError{Msg: "truncated"}, 4},
+		{&cms.NoRecipientError{}, 4},
+		{&cms.UnknownSenderError{}, 4},
 		{&state.ReplayError{Serial: 1}, 5},
 		{&state.StaleError{Reason: "old"}, 5},
 	} {
@@ -101,11 +118,13 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-// Every exported Err* variable of envelope, envelope/state and token is
+// Every exported Err* variable of envelope, envelope/state, envelope/cms,
+// envelope/receive and token is
 // in sentinels, found by reading their source.
 func TestExitCodesCoverEverySentinel(t *testing.T) {
 	var missing []string
-	for pkg, dir := range map[string]string{"envelope": "../../envelope", "state": "../../envelope/state", "token": "../../token"} {
+	for pkg, dir := range map[string]string{"envelope": "../../envelope", "state": "../../envelope/state", "token": "../../token",
+		"cms": "../../envelope/cms", "receive": "../../envelope/receive"} {
 		for _, name := range exportedErrVars(t, dir) {
 			if _, ok := sentinels[pkg+"."+name]; !ok {
 				missing = append(missing, pkg+"."+name)

@@ -58,6 +58,7 @@ func TestFleet(t *testing.T) {
 	t.Run("FailClosed", f.testFailClosed)
 	t.Run("FleetSenders", f.testFleetSenders)
 	t.Run("CopyAndMigrate", f.testCopyAndMigrate)
+	t.Run("DoctorAndInspect", f.testDoctorAndInspect)
 }
 
 // fleet is what the subtests share: the token (with the recipients'

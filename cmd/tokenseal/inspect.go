@@ -6,24 +6,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
-	"github.com/tokenseal/tokenseal/envelope/state/sqlite"
+	"github.com/tokenseal/tokenseal/envelope/state/backend"
 	"github.com/urfave/cli/v2"
 )
 
 var inspectCommand = &cli.Command{
 	Name:      "inspect",
-	Usage:     "describe an envelope without any token or PIN: recipients, sender, serial, timestamp, sizes",
+	Usage:     "describe an envelope or CMS message without any token or PIN: recipients, sender, serial, timestamp, sizes",
 	UsageText: "tokenseal inspect [--json] [--labels] [IN]",
 	Flags: []cli.Flag{
 		&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		&cli.BoolFlag{Name: "labels", Usage: "also look the recipients' key ids up on the token, to show their labels (needs the PIN)"},
 		flagStateDir,
+		flagStateURL,
 	},
 	Action: inspect,
 }
@@ -46,7 +49,8 @@ type recipientJSON struct {
 	KeyID     string `json:"key_id"`
 	Algorithm string `json:"algorithm"`
 	OAEPHash  string `json:"oaep_hash,omitempty"`
-	Label     string `json:"label,omitempty"`
+	Label     string `json:"label,omitempty"`        // the local key's label (--labels)
+	Name      string `json:"trusted_name,omitempty"` // the trusted sender with this key
 }
 
 type senderJSON struct {
@@ -55,9 +59,12 @@ type senderJSON struct {
 	Signature   string `json:"signature_algorithm,omitempty"`
 	StreamID    uint64 `json:"stream_id"`
 	Serial      uint64 `json:"serial"`
-	Timestamp   string `json:"timestamp"`
+	Timestamp   string `json:"timestamp"` // RFC 3339
 	TimestampMS uint64 `json:"timestamp_ms"`
-	Unverified  bool   `json:"unverified"`
+	// ClaimedBy, on a previous sender, is the key id of the envelope's
+	// signer, whose claim it is.
+	ClaimedBy  string `json:"claimed_by,omitempty"`
+	Unverified bool   `json:"unverified"`
 }
 
 func inspect(c *cli.Context) error {
@@ -69,7 +76,11 @@ func inspect(c *cli.Context) error {
 		return err
 	}
 	defer src.Close()
-	info, err := envelope.Inspect(src)
+	in, isCMS := peekCMS(src)
+	if isCMS {
+		return inspectCMS(c, in)
+	}
+	info, err := envelope.Inspect(in)
 	if err != nil {
 		return err
 	}
@@ -79,7 +90,11 @@ func inspect(c *cli.Context) error {
 			return err
 		}
 	}
-	out := describe(info, trustedNames(c), labels)
+	names, err := trustedNames(c)
+	if err != nil {
+		return err
+	}
+	out := describe(info, names, labels)
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
@@ -104,20 +119,30 @@ func describe(info *envelope.Info, names, labels map[envelope.KeyID]string) *ins
 		out.PlaintextBytes = &n
 	}
 	for _, s := range info.Stanzas {
-		out.Recipients = append(out.Recipients, recipientJSON{KeyID: s.KeyID.String(), Algorithm: s.Alg, OAEPHash: s.OAEPHash, Label: labels[s.KeyID]})
+		out.Recipients = append(out.Recipients, recipientJSON{KeyID: s.KeyID.String(), Algorithm: s.Alg, OAEPHash: s.OAEPHash,
+			Label: labels[s.KeyID], Name: names[s.KeyID]})
 	}
 	if s := info.Sender; s != nil {
-		out.Sender = &senderJSON{KeyID: s.KeyID.String(), Name: names[s.KeyID], Signature: s.SigAlg.String(), StreamID: s.StreamID, Serial: s.Serial,
-			Timestamp: s.Time.UTC().Format(time.RFC3339Nano), TimestampMS: uint64(s.Time.UnixMilli()), Unverified: true}
+		out.Sender = &senderJSON{KeyID: s.KeyID.String(), Name: names[s.KeyID], Signature: s.SigAlg.String(), StreamID: s.StreamID, Serial: s.Serial, Unverified: true}
+		out.Sender.setTime(s.Time)
 	}
-	if p := info.PreviousSender; p != nil {
+	if p := info.PreviousSender; p != nil && out.Sender != nil {
 		out.PreviousSender = &senderJSON{KeyID: p.KeyID.String(), Name: names[p.KeyID], StreamID: p.StreamID, Serial: p.Serial,
-			Timestamp: p.Time.UTC().Format(time.RFC3339Nano), TimestampMS: uint64(p.Time.UnixMilli()), Unverified: true}
+			ClaimedBy: out.Sender.KeyID, Unverified: true}
+		out.PreviousSender.setTime(p.Time)
 	}
 	for _, e := range info.Extensions {
 		out.Extensions = append(out.Extensions, fmt.Sprintf("%#04x", e))
 	}
 	return out
+}
+
+// setTime sets the timestamp fields from t. The envelope package refuses
+// a header whose timestamps no clock gives (FORMAT.md 2.3, 2.4), so t is
+// between 1970 and the year 9999.
+func (s *senderJSON) setTime(t time.Time) {
+	s.TimestampMS = uint64(t.UnixMilli())
+	s.Timestamp = t.UTC().Format(time.RFC3339Nano)
 }
 
 // tokenLabels maps the key ids of the token's keys to their labels.
@@ -127,7 +152,8 @@ func tokenLabels(c *cli.Context) (map[envelope.KeyID]string, error) {
 	return kr.Labels()
 }
 
-// printInspect prints out for people.
+// printInspect prints out for people. Labels and names are printed
+// escaped: a label is whatever the token holds.
 func printInspect(w io.Writer, out *inspectJSON) {
 	fmt.Fprintf(w, "tokenseal envelope, version %d, %s, chunks of %d bytes\n", out.Version, out.Format, out.ChunkSize)
 	pt := "invalid length"
@@ -142,16 +168,23 @@ func printInspect(w io.Writer, out *inspectJSON) {
 		if r.OAEPHash != "" {
 			alg += " " + r.OAEPHash
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.KeyID, alg, r.Label)
+		var known []string
+		if r.Label != "" {
+			known = append(known, printable(r.Label))
+		}
+		if r.Name != "" {
+			known = append(known, "trusted sender "+printable(r.Name))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.KeyID, alg, strings.Join(known, ", "))
 	}
 	tw.Flush()
-	if out.Sender != nil {
-		printSender(w, "sender (not verified by inspect)", out.Sender)
-	} else {
+	if out.Sender == nil {
 		fmt.Fprintln(w, "sender: none (anonymous)")
+		return
 	}
-	if out.PreviousSender != nil {
-		printSender(w, "rewrapped from", out.PreviousSender)
+	printSender(w, "sender (not verified by inspect)", out.Sender)
+	if p := out.PreviousSender; p != nil {
+		printSender(w, "previous sender (claimed by the signer, unverified)", p)
 	}
 }
 
@@ -160,35 +193,43 @@ func printSender(w io.Writer, what string, s *senderJSON) {
 	if name == "" {
 		name = "not a trusted sender"
 	}
-	fmt.Fprintf(w, "%s: %s (%s)\n  stream %d, serial %d, timestamp %s", what, s.KeyID, name, s.StreamID, s.Serial, s.Timestamp)
+	fmt.Fprintf(w, "%s: %s (%s)\n  stream %d, serial %d, timestamp %s", what, s.KeyID, printable(name), s.StreamID, s.Serial, s.Timestamp)
 	if s.Signature != "" {
 		fmt.Fprintf(w, ", %s", s.Signature)
 	}
 	fmt.Fprintln(w)
 }
 
-// trustedNames maps key ids to trusted names, if a state directory
-// exists; inspect never creates one.
-func trustedNames(c *cli.Context) map[envelope.KeyID]string {
+// trustedNames maps key ids to trusted names, from the store the user
+// chose: --state-url, else the state directory if it exists (inspect
+// never creates one). A store that cannot be read gives no names.
+func trustedNames(c *cli.Context) (map[envelope.KeyID]string, error) {
 	names := map[envelope.KeyID]string{}
-	dir, err := stateDir(c)
-	if err != nil {
-		return names
+	spec, err := stateSpec(c)
+	if errors.As(err, new(*usageError)) {
+		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(dir, "state.db")); errors.Is(err, os.ErrNotExist) {
-		return names
-	}
-	st, err := sqlite.Open(dir)
 	if err != nil {
-		return names
+		return names, nil
+	}
+	if !backend.IsURL(spec) {
+		if _, err := os.Lstat(filepath.Join(spec, "state.db")); err != nil {
+			return names, nil
+		}
+	}
+	st, err := backend.Open(context.Background(), spec)
+	if err != nil {
+		slog.Debug("no trusted names", "state", backend.Describe(spec), "error", err)
+		return names, nil
 	}
 	defer st.Close()
 	ts, err := st.ListTrusted(context.Background())
 	if err != nil {
-		return names
+		slog.Debug("no trusted names", "state", backend.Describe(spec), "error", err)
+		return names, nil
 	}
 	for _, t := range ts {
 		names[t.KeyID] = t.Name
 	}
-	return names
+	return names, nil
 }

@@ -18,6 +18,9 @@ func TestJSONFieldNames(t *testing.T) {
 		{"key list", keyJSON{}, []string{"label", "id", "type", "bits", "curve", "usage", "fingerprint_sha256", "sensitive", "never_extractable", "made_by_tokenseal"}},
 		{"trust list", trustJSON{}, []string{"name", "key_id", "added"}},
 		{"ledger show", ledgerJSON{}, []string{"sender", "key_id", "stream_id", "highest_serial", "window_occupancy", "last_accepted"}},
+		{"inspect (cms)", cmsInspectJSON{}, []string{"format", "encoding", "indefinite_length", "content_type", "version", "authenticated",
+			"content_algorithm", "encrypted_content_type", "signed", "content_bytes", "recipients"}},
+		{"inspect (cms) recipients", cmsRecipientJSON{}, []string{"type", "issuer", "serial", "subject_key_id", "algorithm", "label", "trusted_name"}},
 	} {
 		var got []string
 		rt := reflect.TypeOf(c.v)

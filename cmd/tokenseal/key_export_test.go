@@ -27,12 +27,12 @@ func TestExportPEM(t *testing.T) {
 	for _, c := range []struct {
 		label, typ string
 		usage      token.Usage
-		oaep       string
+		oaep, role string
 	}{
-		{"rx", "rsa-2048", token.UsageExchange, "# oaep-hash: sha1\n"},
-		{"rs", "rsa-2048", token.UsageSign, ""},
-		{"ex", "p256", token.UsageExchange, ""},
-		{"es", "p384", token.UsageSign, ""},
+		{"rx", "rsa-2048", token.UsageExchange, "# oaep-hash: sha1\n", "recipient"},
+		{"rs", "rsa-2048", token.UsageSign, "", "sender"},
+		{"ex", "p256", token.UsageExchange, "", "recipient"},
+		{"es", "p384", token.UsageSign, "", "sender"},
 	} {
 		k, err := tok.GenerateKey(c.label, c.typ, c.usage)
 		if err != nil {
@@ -42,7 +42,7 @@ func TestExportPEM(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		head := "# tokenseal recipient\n# label: " + c.label + "\n# key-id: " + hex.EncodeToString(k.ID) + "\n" + c.oaep + "-----BEGIN PUBLIC KEY-----\n"
+		head := "# tokenseal " + c.role + "\n# label: " + c.label + "\n# key-id: " + hex.EncodeToString(k.ID) + "\n" + c.oaep + "-----BEGIN PUBLIC KEY-----\n"
 		if !strings.HasPrefix(string(out), head) {
 			t.Errorf("%s: header:\n%s", c.label, out)
 		}

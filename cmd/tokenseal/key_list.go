@@ -67,7 +67,7 @@ func keyList(c *cli.Context) error {
 		return tok.Close()
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LABEL\tTYPE\tSIZE\tUSAGE\tSENSITIVE\tNEVER-EXTRACTABLE\tMADE-BY\tID\tSHA256-SPKI")
+	fmt.Fprintln(tw, "LABEL\tTYPE\tSIZE\tUSAGE\tSENSITIVE\tNEVER-EXTRACTABLE\tMADE-BY\tID")
 	for _, k := range out {
 		size := fmt.Sprint(k.Bits)
 		if k.Curve != "" {
@@ -77,13 +77,41 @@ func keyList(c *cli.Context) error {
 		if k.MadeByTokenseal {
 			maker = "tokenseal"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Label, k.Type, size, k.Usage,
-			yesNo(k.Sensitive), yesNo(k.NeverExtractable), maker, k.ID, k.Fingerprint)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(k.Label), k.Type, size, plainUsage(k.Usage),
+			yesNo(k.Sensitive), yesNo(k.NeverExtractable), maker, idColumn(k.ID, k.Fingerprint))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	return tok.Close()
+}
+
+// plainUsage says what a key is for in the words of key files and seal:
+// an exchange key is a recipient's, a signing key a sender's.
+func plainUsage(usage string) string {
+	switch usage {
+	case "exchange":
+		return "exchange (recipient)"
+	case "sign":
+		return "sign (sender)"
+	case "exchange+sign":
+		return "exchange+sign (recipient, sender)"
+	}
+	return usage + " (unusable)"
+}
+
+// idColumn is a key's one id column: its CKA_ID, which for the keys
+// tokenseal makes is the key id (SHA-256 of the SPKI) that envelopes name;
+// for a key whose CKA_ID is something else (another tool's), the key id
+// follows it.
+func idColumn(ckaID, keyID string) string {
+	switch {
+	case ckaID == keyID:
+		return ckaID
+	case ckaID == "":
+		return "- (key id " + keyID + ")"
+	}
+	return ckaID + " (key id " + keyID + ")"
 }
 
 func yesNo(b bool) string {

@@ -19,9 +19,9 @@ import (
 
 var openCommand = &cli.Command{
 	Name:      "open",
-	Usage:     "decrypt envelopes addressed to a key on the token, verifying sender, freshness and replay",
-	UsageText: "tokenseal open [-o OUT] [--sender PUBKEY] [--allow-anonymous] [IN]\n   tokenseal open -o DIR IN...",
-	Flags: []cli.Flag{
+	Usage:     "decrypt envelopes (and CMS messages) addressed to a key on the token, verifying sender, freshness and replay",
+	UsageText: "tokenseal open [-o OUT] [--sender PUBKEY] [--allow-anonymous] [--allow-unauthenticated] [--allow-unstamped] [IN]\n   tokenseal open -o DIR IN...",
+	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the plaintext to `OUT` (default stdout); with several inputs, a directory"},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite OUT if it exists"},
 		&cli.StringSliceFlag{Name: "sender", Usage: "also trust the sender public key in `PUBKEY` (PEM/DER key or certificate) for this call (repeatable)"},
@@ -32,7 +32,7 @@ var openCommand = &cli.Command{
 		flagStateDir,
 		flagStateURL,
 		flagSync,
-	},
+	}, openCMSFlags...),
 	Action: openAction,
 }
 
@@ -224,6 +224,7 @@ func newReceiver(c *cli.Context, kr *keyring.Keyring, st *lazyState, w receive.W
 		Window:         c.Uint64("window"),
 		Watch:          w,
 		Log:            slog.Default(),
+		CMS:            openCMS(c, kr),
 	})
 	for _, f := range c.StringSlice("sender") {
 		pub, err := readPublicKey(f)

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
 	"github.com/tokenseal/tokenseal/envelope/receive"
@@ -14,18 +16,37 @@ var rewrapCommand = &cli.Command{
 	Name:  "rewrap",
 	Usage: "add or remove recipients without re-encrypting the payload (key rotation); re-signed with a new serial",
 	UsageText: "tokenseal rewrap [-r RECIPIENT ...] [-R FILE] [--remove-recipient KEYID|PUBKEY ...]\n" +
-		"                 [--sign-with KEY | --anonymous] [--sender PUBKEY] [--allow-anonymous] [-o OUT] [--armor] [IN]",
+		"                 [--sign-with KEY | --anonymous] [--sender PUBKEY] [--allow-anonymous [--vouch-for-anonymous]]\n" +
+		"                 [--again] [--max-age DURATION] [--max-skew DURATION] [-o OUT] [--armor] [IN]",
 	Flags: append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "recipient", Aliases: []string{"r"}, Usage: "add `RECIPIENT`: a PEM/DER public key or certificate file, token:LABEL, or a pkcs11: URI (repeatable)"},
 		&cli.StringSliceFlag{Name: "recipients-file", Aliases: []string{"R"}, Usage: "add the recipients listed in `FILE` (repeatable)"},
-		&cli.StringSliceFlag{Name: "remove-recipient", Usage: "remove the recipient with key id `KEYID` (64 hex digits) or whose public key is in a file (repeatable)"},
+		&cli.StringSliceFlag{Name: "remove-recipient", Usage: "remove the recipient with key id `KEYID` (64 hex digits) or whose public key is in a file (repeatable); it must be a recipient of the original"},
 		&cli.StringSliceFlag{Name: "sender", Usage: "also trust the original's sender public key in `PUBKEY` for this call (repeatable)"},
-		&cli.BoolFlag{Name: "allow-anonymous", Usage: "accept an unsigned original"},
+		&cli.BoolFlag{Name: "allow-anonymous", Usage: "accept an unsigned original (rewritten unsigned unless --vouch-for-anonymous)"},
+		&cli.BoolFlag{Name: "vouch-for-anonymous", Usage: "with --sign-with, sign an unsigned original: the new envelope then vouches under your key, with your serial and timestamp, for content nobody authenticated"},
+		&cli.BoolFlag{Name: "again", Usage: "rewrap an original this state already rewrapped (each signed original is rewrapped once by default)"},
+		&cli.DurationFlag{Name: "max-age", Usage: "refuse a signed original older than `DURATION` (default: no limit, rotation is for stored envelopes)"},
+		&cli.DurationFlag{Name: "max-skew", Value: 5 * time.Minute, Usage: "refuse a signed original dated more than `DURATION` in the future"},
 	}, envelopeWriteFlags()...),
 	Action: rewrap,
 }
 
+// rewrapFlags refuses the flag combinations that make no sense.
+func rewrapFlags(c *cli.Context) error {
+	if c.Bool("anonymous") && explicitFlag(c, "sign-with") {
+		return usageErrorf("rewrap takes --sign-with or --anonymous, not both")
+	}
+	if c.Bool("vouch-for-anonymous") && (c.Bool("anonymous") || !c.Bool("allow-anonymous")) {
+		return usageErrorf("--vouch-for-anonymous signs an unsigned original: it needs --allow-anonymous and --sign-with, not --anonymous")
+	}
+	return nil
+}
+
 func rewrap(c *cli.Context) error {
+	if err := rewrapFlags(c); err != nil {
+		return err
+	}
 	in, out, signWith, specs, err := envelopeWriteArgs(c, "rewrap")
 	if err != nil {
 		return err
@@ -57,26 +78,19 @@ func rewrap(c *cli.Context) error {
 	}
 	opts := envelope.RewrapOptions{Add: add, Remove: remove, Armor: c.Bool("armor")}
 	if signWith != "" {
-		if opts.Sender, err = senderFor(c, kr, signWith); err != nil {
-			return err
-		}
+		// The serial is reserved only once the original's header
+		// passed every check that can be made before the payload.
+		opts.NewSender = func(*envelope.Opened) (*envelope.Sender, error) { return senderFor(c, kr, signWith) }
 	}
+	pol := receive.RewrapPolicy{Again: c.Bool("again"), SignAnonymous: c.Bool("vouch-for-anonymous"), MaxAge: c.Duration("max-age")}
 
 	src, err := openInput(c.App.Reader, in)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	// The new envelope is kept back until the original verified: in a
-	// temporary file beside OUT, or for stdout in an unlinked spool file.
-	var dst receive.Output
-	if out != "" {
-		af, err := createOutput(out, c.Bool("force"), 0o644)
-		if err != nil {
-			return err
-		}
-		dst = &fileOutput{af, c.Bool("force"), c.Bool("sync")}
-	} else if dst, err = receive.Spool(c.App.Writer); err != nil {
+	dst, err := rewrapOutput(c, out)
+	if err != nil {
 		return err
 	}
 	// The progress bar counts the original read; none when the new
@@ -87,25 +101,78 @@ func rewrap(c *cli.Context) error {
 	}
 	defer p.Stop()
 	p.Start()
-	res, err := rcv.Rewrap(dst, p.Reader(src), opts)
+	res, err := rcv.Rewrap(dst, p.Reader(src), opts, pol)
 	if err != nil {
-		return err
+		return rewrapError(err)
 	}
 	p.Finish()
 	fmt.Fprintf(c.App.ErrWriter, "tokenseal: rewrapped: %d recipient(s) added, %d removed\n", res.Added, res.Removed)
 	return nil
 }
 
+// rewrapOutput is where the new envelope is kept back until the
+// original verified: a temporary file beside OUT, or for stdout an
+// unlinked spool file.
+func rewrapOutput(c *cli.Context, out string) (receive.Output, error) {
+	if out == "" {
+		return receive.Spool(c.App.Writer)
+	}
+	af, err := createOutput(out, c.Bool("force"), 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &fileOutput{af, c.Bool("force"), c.Bool("sync")}, nil
+}
+
+// rewrapError turns the refusals that are the command line's mistakes
+// into usage errors (exit 2).
+func rewrapError(err error) error {
+	var nr *envelope.NotRecipientError
+	switch {
+	case errors.As(err, &nr):
+		return usageErrorf("--remove-recipient %s: the original is not addressed to it (no serial was used)", nr.KeyID)
+	case errors.Is(err, receive.ErrAnonymousOriginal):
+		return usageErrorf("%v: pass --vouch-for-anonymous to sign it anyway, or --anonymous to rewrap it unsigned", err)
+	}
+	return err
+}
+
+// explicitFlag reports whether the string flag name was given on the
+// command line, as opposed to its environment variable or the config
+// file.
+func explicitFlag(c *cli.Context, name string) bool {
+	v := c.String(name)
+	if !c.IsSet(name) || v == "" {
+		return false
+	}
+	for _, f := range c.Command.Flags {
+		sf, ok := f.(*cli.StringFlag)
+		if !ok || sf.Name != name {
+			continue
+		}
+		for _, env := range sf.EnvVars {
+			if os.Getenv(env) == v {
+				return false
+			}
+		}
+	}
+	if cfg, err := configFor(c); err == nil && cfg != nil && cfg.values[name] == v {
+		return false
+	}
+	return true
+}
+
 // parseKeyIDOrFile reads a key id in hex, or the key id of the public key
-// in a file.
+// in a file (whatever the file says the key is for).
 func parseKeyIDOrFile(s string) (envelope.KeyID, error) {
 	if b, err := hex.DecodeString(s); err == nil && len(b) == 32 {
 		return envelope.KeyID(b), nil
 	}
-	if _, err := os.Stat(s); err != nil {
+	data, err := os.ReadFile(s)
+	if err != nil {
 		return envelope.KeyID{}, usageErrorf("--remove-recipient %s: not a 64-hex-digit key id nor a readable file", s)
 	}
-	pub, err := readPublicKey(s)
+	pub, err := envelope.ParsePublicKey(data)
 	if err != nil {
 		return envelope.KeyID{}, &recipientError{s, err}
 	}

@@ -33,8 +33,9 @@ func TestScripts(t *testing.T) {
 		t.Fatal(err) // never skip: CI must have SoftHSM2
 	}
 	testscript.Run(t, testscript.Params{
-		Dir:  "testdata",
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"exits": cmdExits, "flipbyte": cmdFlipByte, "truncate": cmdTruncate, "armor": cmdArmor},
+		Dir: "testdata",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"exits": cmdExits, "flipbyte": cmdFlipByte, "truncate": cmdTruncate, "armor": cmdArmor,
+			"randfile": cmdRandFile, "cmsreorder": cmdCMSReorder},
 		Setup: func(env *testscript.Env) error {
 			dir, err := os.MkdirTemp("", "tokenseal-script-")
 			if err != nil {

@@ -28,12 +28,12 @@ var flagSync = &cli.BoolFlag{
 
 var sealCommand = &cli.Command{
 	Name:      "seal",
-	Usage:     "encrypt a file or stream to one or more recipients' public keys",
-	UsageText: "tokenseal seal -r RECIPIENT [-r ...] [-R RECIPIENTS_FILE] [--sign-with KEY | --anonymous] [-o OUT] [--armor] [IN]",
-	Flags: append([]cli.Flag{
+	Usage:     "encrypt a file or stream to one or more recipients' public keys (a tokenseal envelope, or CMS with --format cms)",
+	UsageText: "tokenseal seal -r RECIPIENT [-r ...] [-R RECIPIENTS_FILE] [--sign-with KEY | --anonymous] [-o OUT] [--armor] [--format tokenseal|cms [--cms-compat]] [IN]",
+	Flags: append(append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "recipient", Aliases: []string{"r"}, Usage: "seal to `RECIPIENT`: a PEM/DER public key or certificate file, token:LABEL, or a pkcs11: URI (repeatable)"},
 		&cli.StringSliceFlag{Name: "recipients-file", Aliases: []string{"R"}, Usage: "read recipients from `FILE`, one a line, # comments (repeatable)"},
-	}, envelopeWriteFlags()...),
+	}, envelopeWriteFlags()...), sealFormatFlags...),
 	Action: seal,
 }
 
@@ -107,20 +107,20 @@ func seal(c *cli.Context) error {
 	if len(specs) == 0 {
 		return usageErrorf("seal needs at least one recipient (-r or -R)")
 	}
-	kr := newKeyring(c)
-	defer kr.Close()
-	recipients, err := resolveRecipients(kr, specs)
+	isCMS, err := sealFormat(c)
 	if err != nil {
 		return err
 	}
-
-	opts := &envelope.SealOptions{Armor: c.Bool("armor")}
-	if signWith != "" {
-		sender, err := senderFor(c, kr, signWith)
-		if err != nil {
-			return err
-		}
-		opts.Sender = sender
+	kr := newKeyring(c)
+	defer kr.Close()
+	var open sealFunc
+	if isCMS {
+		open, err = cmsSealer(c, kr, specs, signWith)
+	} else {
+		open, err = envelopeSealer(c, kr, specs, signWith)
+	}
+	if err != nil {
+		return err
 	}
 
 	src, err := openInput(c.App.Reader, in)
@@ -138,7 +138,7 @@ func seal(c *cli.Context) error {
 		defer af.Abort()
 		dst = af
 	}
-	w, err := envelope.Seal(dst, recipients, opts)
+	w, err := open(dst)
 	if err != nil {
 		return err
 	}
@@ -164,6 +164,22 @@ func seal(c *cli.Context) error {
 	}
 	p.Finish()
 	return nil
+}
+
+// envelopeSealer resolves the recipients and the signer for a tokenseal
+// envelope, reserving the signer's serial last.
+func envelopeSealer(c *cli.Context, kr *keyring.Keyring, specs []string, signWith string) (sealFunc, error) {
+	recipients, err := resolveRecipients(kr, specs)
+	if err != nil {
+		return nil, err
+	}
+	opts := &envelope.SealOptions{Armor: c.Bool("armor")}
+	if signWith != "" {
+		if opts.Sender, err = senderFor(c, kr, signWith); err != nil {
+			return nil, err
+		}
+	}
+	return func(dst io.Writer) (io.WriteCloser, error) { return envelope.Seal(dst, recipients, opts) }, nil
 }
 
 // senderFor finds the signing key on the token and reserves the next

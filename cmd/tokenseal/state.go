@@ -95,6 +95,15 @@ func (l *lazyState) AcceptBatch(ctx context.Context, items []state.AcceptItem, w
 	return st.AcceptBatch(ctx, items, window, now)
 }
 
+// RecordRewrap implements receive.Store.
+func (l *lazyState) RecordRewrap(ctx context.Context, keyID [32]byte, stream, serial uint64, now time.Time) (*state.Rewrap, bool, error) {
+	st, err := l.get()
+	if err != nil {
+		return nil, false, err
+	}
+	return st.RecordRewrap(ctx, keyID, stream, serial, now)
+}
+
 // Close closes the state database if it was opened.
 func (l *lazyState) Close() {
 	if l.st != nil {

@@ -55,7 +55,7 @@ func tokenChangePIN(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "changed the user PIN of token %q serial=%s slot=%d\n", info.Label, info.Serial, info.Slot)
+	fmt.Fprintf(c.App.Writer, "changed the user PIN of token %q serial=%s slot=%d\n", info.Label, printable(info.Serial), info.Slot)
 	switch {
 	case c.String("pin-file") != "":
 		fmt.Fprintf(c.App.ErrWriter, "tokenseal: hint: %s still holds the old PIN\n", c.String("pin-file"))

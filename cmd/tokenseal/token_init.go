@@ -62,7 +62,7 @@ func tokenInit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "initialized token %q serial=%s slot=%d\n", info.Label, info.Serial, info.Slot)
+	fmt.Fprintf(c.App.Writer, "initialized token %q serial=%s slot=%d\n", info.Label, printable(info.Serial), info.Slot)
 	return nil
 }
 

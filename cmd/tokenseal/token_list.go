@@ -29,7 +29,7 @@ func tokenList(c *cli.Context) error {
 	}
 	for _, t := range toks {
 		if !t.Present {
-			fmt.Fprintf(w, "slot %d: no token (%s)\n", t.Slot, t.SlotDescription)
+			fmt.Fprintf(w, "slot %d: no token (%s)\n", t.Slot, printable(t.SlotDescription))
 			continue
 		}
 		var flags []string
@@ -51,7 +51,7 @@ func tokenList(c *cli.Context) error {
 			}
 		}
 		fmt.Fprintf(w, "slot %d: label=%q serial=%s manufacturer=%q model=%q flags=%s\n",
-			t.Slot, t.Label, t.Serial, t.Manufacturer, t.Model, strings.Join(flags, ","))
+			t.Slot, t.Label, printable(t.Serial), t.Manufacturer, t.Model, strings.Join(flags, ","))
 	}
 	return nil
 }

@@ -37,6 +37,7 @@ func TestTokenScripts(t *testing.T) {
 				Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 					"exits": cmdExits, "flipbyte": cmdFlipByte, "truncate": cmdTruncate,
 					"addtoken": cmdAddToken, "swappub": cmdSwapPub, "p11tool": cmdP11Tool,
+					"randfile": cmdRandFile, "cmsreorder": cmdCMSReorder,
 				},
 			})
 		})

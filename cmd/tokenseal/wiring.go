@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-
 	"github.com/tokenseal/tokenseal/envelope"
 	"github.com/tokenseal/tokenseal/token"
 	"github.com/tokenseal/tokenseal/token/keyring"
@@ -23,13 +21,5 @@ func resolveRecipient(kr *keyring.Keyring, spec string) (envelope.Recipient, err
 	if keyring.IsSpec(spec) {
 		return kr.Recipient(spec)
 	}
-	data, err := os.ReadFile(spec)
-	if err != nil {
-		return nil, &recipientError{spec, err}
-	}
-	r, err := envelope.ParseRecipient(data)
-	if err != nil {
-		return nil, &recipientError{spec, err}
-	}
-	return r, nil
+	return parseRecipientFile(spec)
 }

@@ -125,45 +125,37 @@ func parseOAEPParams(p cryptobyte.String) (crypto.Hash, bool) {
 		return 0, false
 	}
 	h, mgfHash := crypto.SHA1, crypto.SHA1
-	var f cryptobyte.String
-	var present bool
-	if !seq.ReadOptionalASN1(&f, &present, asn1.Tag(0).Constructed().ContextSpecific()) {
-		return 0, false
-	}
-	if present {
-		var ok bool
-		if h, ok = readHashAlg(&f); !ok || !f.Empty() {
-			return 0, false
-		}
-	}
-	if !seq.ReadOptionalASN1(&f, &present, asn1.Tag(1).Constructed().ContextSpecific()) {
-		return 0, false
-	}
-	if present {
+	ok := readOAEPField(&seq, 0, func(f *cryptobyte.String) (ok bool) {
+		h, ok = readHashAlg(f)
+		return ok
+	}) && readOAEPField(&seq, 1, func(f *cryptobyte.String) (ok bool) {
 		var mgf algID
-		if !readAlgID(&f, &mgf) || !f.Empty() || mgf.oid != oidMGF1 {
-			return 0, false
+		if !readAlgID(f, &mgf) || mgf.oid != oidMGF1 {
+			return false
 		}
-		var ok bool
-		if mgfHash, ok = readHashAlg(&mgf.params); !ok || !mgf.params.Empty() {
-			return 0, false
-		}
-	}
-	if !seq.ReadOptionalASN1(&f, &present, asn1.Tag(2).Constructed().ContextSpecific()) {
-		return 0, false
-	}
-	if present {
+		mgfHash, ok = readHashAlg(&mgf.params)
+		return ok && mgf.params.Empty()
+	}) && readOAEPField(&seq, 2, func(f *cryptobyte.String) bool {
 		var ps algID
 		var label cryptobyte.String
-		if !readAlgID(&f, &ps) || !f.Empty() || ps.oid != oidPSpecified ||
-			!ps.params.ReadASN1(&label, asn1.OCTET_STRING) || !ps.params.Empty() || len(label) != 0 {
-			return 0, false
-		}
-	}
-	if !seq.Empty() || h != mgfHash {
+		return readAlgID(f, &ps) && ps.oid == oidPSpecified &&
+			ps.params.ReadASN1(&label, asn1.OCTET_STRING) && ps.params.Empty() && len(label) == 0
+	})
+	if !ok || !seq.Empty() || h != mgfHash {
 		return 0, false
 	}
 	return h, true
+}
+
+// readOAEPField reads the optional [tag] field of RSAES-OAEP-params with
+// read, which must consume it whole; an absent field is fine.
+func readOAEPField(seq *cryptobyte.String, tag uint8, read func(*cryptobyte.String) bool) bool {
+	var f cryptobyte.String
+	var present bool
+	if !seq.ReadOptionalASN1(&f, &present, asn1.Tag(tag).Constructed().ContextSpecific()) {
+		return false
+	}
+	return !present || (read(&f) && f.Empty())
 }
 
 // contentAlg is a content-encryption algorithm with its parameters.

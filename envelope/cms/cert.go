@@ -31,6 +31,9 @@ type CertOptions struct {
 	// Subject is the certificate's subject; an empty one gets the common
 	// name "tokenseal key <first 16 hex digits of the KeyID>".
 	Subject pkix.Name
+	// EmailAddresses go in the subject alternative name extension, where
+	// S/MIME clients look for the address a certificate is for.
+	EmailAddresses []string
 	// NotBefore and NotAfter default to five minutes ago and three years
 	// from now.
 	NotBefore, NotAfter time.Time
@@ -104,12 +107,13 @@ func template(pub crypto.PublicKey, opts *CertOptions) (*x509.Certificate, error
 	serial.SetBit(serial, 126, 1) // always 16 bytes, never zero
 	now := time.Now()
 	t := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      opts.Subject,
-		NotBefore:    opts.NotBefore,
-		NotAfter:     opts.NotAfter,
-		SubjectKeyId: id[:],
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+		SerialNumber:   serial,
+		Subject:        opts.Subject,
+		NotBefore:      opts.NotBefore,
+		NotAfter:       opts.NotAfter,
+		SubjectKeyId:   id[:],
+		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+		EmailAddresses: opts.EmailAddresses,
 	}
 	if t.Subject.String() == "" {
 		t.Subject = pkix.Name{CommonName: "tokenseal key " + id.String()[:16]}

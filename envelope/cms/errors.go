@@ -4,14 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/tokenseal/tokenseal/envelope"
 )
 
 // Errors a caller can check with errors.Is and errors.As. Every error that
-// means "this message is refused" wraps ErrRejected; errors of the
-// caller's keys, files or writers are passed on unchanged.
+// means "this message is refused" wraps ErrRejected, and matches
+// envelope.ErrRejected too, so that a caller reading both formats checks
+// one sentinel; errors of the caller's keys, files or writers are passed
+// on unchanged (ErrDecrypt keeps a key's own error behind it: see
+// errors.Unwrap).
 var (
 	// ErrRejected is wrapped by every error about the message itself.
-	ErrRejected = errors.New("cms message rejected")
+	// It matches envelope.ErrRejected.
+	ErrRejected error = &envelopeRejected{"cms message rejected"}
 
 	// ErrDecrypt is the one error for every failure to recover or use the
 	// content-encryption key: an RSA-OAEP or key-agreement unwrap that
@@ -26,7 +32,7 @@ var (
 
 	// ErrUnsigned is returned by Open for content that is not SignedData
 	// unless OpenOptions.AllowUnsigned is set.
-	ErrUnsigned = rejected("message is not signed; refusing without allow-unsigned")
+	ErrUnsigned = rejected("message is not signed (anonymous)")
 
 	// ErrSignature means the SignedData's signature or its signed
 	// attributes did not verify.
@@ -38,12 +44,23 @@ var (
 	ErrPKCS1v15 = rejected("the recipient info for this key uses RSA PKCS#1 v1.5 key transport, which is refused (use RSAES-OAEP)")
 )
 
+// envelopeRejected is ErrRejected: a rejection as the envelope package
+// names them.
+type envelopeRejected struct{ msg string }
+
+func (e *envelopeRejected) Error() string        { return e.msg }
+func (e *envelopeRejected) Is(target error) bool { return target == envelope.ErrRejected }
+
 type rejectedError struct{ msg string }
 
 func (e *rejectedError) Error() string        { return e.msg }
-func (e *rejectedError) Is(target error) bool { return target == ErrRejected }
+func (e *rejectedError) Is(target error) bool { return isRejected(target) }
 
 func rejected(msg string) error { return &rejectedError{msg} }
+
+// isRejected reports whether target is one of the two rejection
+// sentinels: this package's or the envelope package's.
+func isRejected(target error) bool { return target == ErrRejected || target == envelope.ErrRejected }
 
 // unsupported refuses a message that uses something this package does
 // not implement.
@@ -68,7 +85,7 @@ func (e *ParseError) Error() string {
 	return fmt.Sprintf("malformed CMS message at byte %d: %s", e.Offset, e.Msg)
 }
 
-func (e *ParseError) Is(target error) bool { return target == ErrRejected }
+func (e *ParseError) Is(target error) bool { return isRejected(target) }
 
 // decryptError is ErrDecrypt with the key's own error behind it, so that
 // a caller can tell a token that failed (errors.As on its error type)
@@ -77,7 +94,7 @@ type decryptError struct{ cause error }
 
 func (e *decryptError) Error() string { return ErrDecrypt.Error() }
 func (e *decryptError) Is(target error) bool {
-	return target == ErrDecrypt || target == ErrRejected
+	return target == ErrDecrypt || isRejected(target)
 }
 func (e *decryptError) Unwrap() error { return e.cause }
 
@@ -98,7 +115,7 @@ func (e *NoRecipientError) Error() string {
 	return "message is not addressed to any available key; it is addressed to " + strings.Join(s, "; ")
 }
 
-func (e *NoRecipientError) Is(target error) bool { return target == ErrRejected }
+func (e *NoRecipientError) Is(target error) bool { return isRejected(target) }
 
 // UnknownSenderError is returned for signed content whose signer is not a
 // trusted sender (SenderKeys returned no key for it).
@@ -111,5 +128,5 @@ func (e *UnknownSenderError) Error() string {
 	return "message is signed by an untrusted key " + e.KeyID.String()
 }
 
-func (e *UnknownSenderError) Is(target error) bool { return target == ErrRejected }
+func (e *UnknownSenderError) Is(target error) bool { return isRejected(target) }
 func (e *UnknownSenderError) Unwrap() error        { return e.Err }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/tokenseal/tokenseal/envelope"
 )
 
 // TestPolicy: what Open and DecryptTo refuse by the caller's options.
@@ -35,6 +37,9 @@ func TestPolicy(t *testing.T) {
 		got, res, err := openBytes(c.msg, k.identity(t), c.opts)
 		if !c.want(err) {
 			t.Fatalf("%s: %v", c.name, err)
+		}
+		if errors.Is(err, ErrRejected) != errors.Is(err, envelope.ErrRejected) {
+			t.Fatalf("%s: %v does not match envelope.ErrRejected", c.name, err)
 		}
 		if err == nil && (string(got) != "hello" || res.Length != 5) {
 			t.Fatalf("%s: %q", c.name, got)

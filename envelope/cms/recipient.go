@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/tokenseal/tokenseal/envelope"
+	"github.com/tokenseal/tokenseal/envelope/internal/kw"
 )
 
 // Limits on RSA keys, recipients' and signers', the same as tokenseal
@@ -188,9 +189,9 @@ func (r *Recipient) kari(rnd io.Reader, cek []byte) ([]byte, int, error) {
 		return nil, 0, err
 	}
 	defer clear(z)
-	kek := x963KDF(newHashFunc(crypto.SHA256), z, eccSharedInfo(oidAES256Wrap, nil, 32), 32)
+	kek := kw.X963KDF(newHashFunc(crypto.SHA256), z, eccSharedInfo(oidAES256Wrap, nil, 32), 32)
 	defer clear(kek)
-	ek, err := aesWrap(kek, cek)
+	ek, err := kw.Wrap(kek, cek)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/tokenseal/tokenseal/envelope/internal/kw"
 )
 
 // Reading RecipientInfos (RFC 5652 section 6.2) and recovering the
@@ -128,18 +130,12 @@ func parseKTRI(s cryptobyte.String, ri *recipientInfo) string {
 }
 
 func parseKARI(s cryptobyte.String, ri *recipientInfo) string {
-	var orig, origKey, keys cryptobyte.String
+	var keys cryptobyte.String
 	if !s.ReadASN1Int64WithTag(&ri.version, asn1.INTEGER) || ri.version != 3 {
 		return "bad KeyAgreeRecipientInfo version (want 3)"
 	}
-	if !s.ReadASN1(&orig, asn1.Tag(0).Constructed().ContextSpecific()) {
-		return "bad KeyAgreeRecipientInfo originator"
-	}
-	if !orig.ReadASN1(&origKey, asn1.Tag(1).Constructed().ContextSpecific()) || !orig.Empty() {
-		return "KeyAgreeRecipientInfo originator is not an originatorKey (static-static ECDH is not supported)"
-	}
-	if !readAlgID(&origKey, &ri.origAlg) || !origKey.ReadASN1BitStringAsBytes(&ri.origPub) || !origKey.Empty() {
-		return "bad KeyAgreeRecipientInfo originatorKey"
+	if msg := parseOriginator(&s, ri); msg != "" {
+		return msg
 	}
 	var ukmOuter cryptobyte.String
 	var hasUKM bool
@@ -161,6 +157,27 @@ func parseKARI(s cryptobyte.String, ri *recipientInfo) string {
 	if readAlgID(&p, &wrap) && p.Empty() && len(wrap.params) == 0 {
 		ri.wrapAlg = wrap.oid
 	}
+	return parseEncryptedKeys(keys, ri)
+}
+
+// parseOriginator reads a KARI's originator, which must be an ephemeral
+// originatorKey.
+func parseOriginator(s *cryptobyte.String, ri *recipientInfo) string {
+	var orig, origKey cryptobyte.String
+	if !s.ReadASN1(&orig, asn1.Tag(0).Constructed().ContextSpecific()) {
+		return "bad KeyAgreeRecipientInfo originator"
+	}
+	if !orig.ReadASN1(&origKey, asn1.Tag(1).Constructed().ContextSpecific()) || !orig.Empty() {
+		return "KeyAgreeRecipientInfo originator is not an originatorKey (static-static ECDH is not supported)"
+	}
+	if !readAlgID(&origKey, &ri.origAlg) || !origKey.ReadASN1BitStringAsBytes(&ri.origPub) || !origKey.Empty() {
+		return "bad KeyAgreeRecipientInfo originatorKey"
+	}
+	return ""
+}
+
+// parseEncryptedKeys reads a KARI's RecipientEncryptedKeys, at least one.
+func parseEncryptedKeys(keys cryptobyte.String, ri *recipientInfo) string {
 	for !keys.Empty() {
 		var rek, ek cryptobyte.String
 		var k recipientKey
@@ -338,9 +355,9 @@ func unwrapKARI(ri *recipientInfo, ek []byte, k ECDHKey) ([]byte, error) {
 	if len(z) != (len(ri.origPub)-1)/2 {
 		return nil, ErrDecrypt
 	}
-	kek := x963KDF(newHashFunc(h), z, eccSharedInfo(ri.wrapAlg, ri.ukm, kekLen), kekLen)
+	kek := kw.X963KDF(newHashFunc(h), z, eccSharedInfo(ri.wrapAlg, ri.ukm, kekLen), kekLen)
 	defer clear(kek)
-	cek, err := aesUnwrap(kek, ek)
+	cek, err := kw.Unwrap(kek, ek)
 	if err != nil {
 		return nil, ErrDecrypt
 	}

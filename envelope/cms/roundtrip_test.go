@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"testing"
 	"time"
@@ -106,5 +107,27 @@ func TestSealWriteError(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if after := runtime.NumGoroutine(); after > before {
 		t.Fatalf("goroutines: %d before, %d after", before, after)
+	}
+}
+
+// TestStampRange: stream ids and serials over the whole u64 range of a
+// tokenseal envelope's (envelope/FORMAT.md); serial 0 is never written.
+func TestStampRange(t *testing.T) {
+	ks, _ := keys(t)
+	k := ks["p256"]
+	r := recipientFor(t, k, false)
+	for _, c := range []struct{ stream, serial uint64 }{{0, 1}, {1 << 63, 1<<63 + 1}, {1<<64 - 1, 1<<64 - 1}} {
+		snd := sender(t, "sign-p256", false)
+		snd.StreamID, snd.Serial = c.stream, c.serial
+		msg := sealBytes(t, []byte("x"), []*Recipient{r}, &SealOptions{Sender: snd})
+		_, res, err := openBytes(msg, k.identity(t), &OpenOptions{Senders: trusted{snd.Signer.Public()}})
+		if err != nil || res.Sender.StreamID != c.stream || res.Sender.Serial != c.serial {
+			t.Fatalf("stream %d serial %d: %+v, %v", c.stream, c.serial, res, err)
+		}
+	}
+	snd := sender(t, "sign-p256", false)
+	snd.Serial = 0
+	if _, err := Seal(io.Discard, []*Recipient{r}, &SealOptions{Sender: snd}); err == nil {
+		t.Fatal("serial 0 written")
 	}
 }

@@ -171,6 +171,14 @@ func (s *sealWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadFrom implements io.ReaderFrom: it reads r to its end in blocks of
+// a content segment, so that a copy into the writer moves large blocks.
+func (s *sealWriter) ReadFrom(r io.Reader) (int64, error) {
+	// The wrappers keep io.CopyBuffer from calling back into ReadFrom, or
+	// into r's WriteTo with its small buffer.
+	return io.CopyBuffer(struct{ io.Writer }{s}, struct{ io.Reader }{r}, make([]byte, contentChunk))
+}
+
 // Close writes the end of the message.
 func (s *sealWriter) Close() error {
 	if s.err != nil {

@@ -38,7 +38,10 @@ import (
 // an OID from a UUID, 6c76be41-18bc-42b1-9d62-00329520f7af):
 //
 //	tokensealStamp ATTRIBUTE ::= { WITH SYNTAX TokensealStamp ID id-tokenseal-stamp }
-//	TokensealStamp ::= SEQUENCE { streamId INTEGER (0..2^63-1), serial INTEGER (1..2^63-1) }
+//	TokensealStamp ::= SEQUENCE { streamId INTEGER (0..2^64-1), serial INTEGER (1..2^64-1) }
+//
+// The ranges are those of a tokenseal envelope's stream id and serial
+// (envelope/FORMAT.md): the same state directory numbers both.
 const StampOID = "2.25.144173173389388514420742284041563207599"
 
 // Sender signs the content of a message (signed mode).
@@ -89,8 +92,8 @@ const (
 
 // check validates the sender and returns its signature algorithm.
 func (s *Sender) check() (int, error) {
-	if s.Serial == 0 || s.Serial >= 1<<63 || s.StreamID >= 1<<63 {
-		return 0, fmt.Errorf("cms: serial %d or stream %d out of range", s.Serial, s.StreamID)
+	if s.Serial == 0 {
+		return 0, errors.New("cms: serial 0 (serials start at 1)")
 	}
 	pub := s.Signer.Public()
 	if s.Certificate != nil {

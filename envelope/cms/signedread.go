@@ -394,8 +394,7 @@ func readStamp(s *cryptobyte.String, info *SenderInfo) bool {
 	if !s.ReadASN1(&seq, asn1.SEQUENCE) || !seq.ReadASN1Integer(&stream) || !seq.ReadASN1Integer(&serial) || !seq.Empty() {
 		return false
 	}
-	limit := new(big.Int).Lsh(big.NewInt(1), 63)
-	if stream.Sign() < 0 || stream.Cmp(limit) >= 0 || serial.Sign() <= 0 || serial.Cmp(limit) >= 0 {
+	if stream.Sign() < 0 || !stream.IsUint64() || serial.Sign() <= 0 || !serial.IsUint64() {
 		return false
 	}
 	info.HasStamp, info.StreamID, info.Serial = true, stream.Uint64(), serial.Uint64()

@@ -168,7 +168,15 @@ func (r *Receiver) verify(i int, it Item) *verified {
 		return v
 	}
 	defer src.Close()
-	rd, err := envelope.Open(r.cfg.Watch.Reader(src), r.cfg.Identities, r.openOptions())
+	in, isCMS, err := sniff(src)
+	if err != nil {
+		v.err = err
+		return v
+	}
+	if isCMS {
+		return r.verifyCMS(v, it, in)
+	}
+	rd, err := envelope.Open(r.cfg.Watch.Reader(in), r.cfg.Identities, r.openOptions())
 	r.cfg.Watch.Started()
 	if err != nil {
 		v.err = err

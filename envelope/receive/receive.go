@@ -17,11 +17,26 @@
 // refused unless [Config.AllowAnonymous]. To a stream, an anonymous
 // envelope is released chunk by chunk as each authenticates.
 //
+// [Receiver.Rewrap] opens an original the same way for key rotation, and
+// applies [RewrapPolicy]: a signing rewrap takes each signed original
+// once, never an anonymous one unless told, and never one dated in the
+// future.
+//
+// # CMS
+//
+// CMS messages (package envelope/cms: what `openssl cms` and S/MIME
+// clients write) are one more kind of input, told from envelopes by their
+// first bytes, under the same order and the same trusted senders and
+// ledger: see [CMS]. They are never released before their tag (and
+// signature) verified, even to a stream, since AES-GCM's tag comes after
+// the whole content.
+//
 // # Storage
 //
-// Trusted senders and the ledger sit behind [Store], which the SQLite
-// store of package state satisfies; a Receiver never opens files or
-// names paths of its own, except its unnamed spool files in $TMPDIR.
+// Trusted senders, the ledger and the record of rewrapped originals sit
+// behind [Store], which both stores of package state satisfy; a Receiver
+// never opens files or names paths of its own, except its unnamed spool
+// files in $TMPDIR.
 package receive
 
 import (
@@ -37,12 +52,14 @@ import (
 	"github.com/tokenseal/tokenseal/envelope/state"
 )
 
-// Store is where a Receiver finds trusted senders and records accepted
-// envelopes. Every state.Store (SQLite or PostgreSQL) satisfies it. Its methods may be called from
-// several goroutines at once.
+// Store is where a Receiver finds trusted senders, records accepted
+// envelopes and the originals it rewrapped. Every state.Store (SQLite or
+// PostgreSQL) satisfies it. Its methods may be called from several
+// goroutines at once.
 type Store interface {
 	Senders
 	Ledger
+	Rewraps
 }
 
 // Senders finds trusted senders.
@@ -62,6 +79,14 @@ type Ledger interface {
 	// refused (the item changes nothing), or for every item the error
 	// that failed the transaction.
 	AcceptBatch(ctx context.Context, items []state.AcceptItem, window uint64, now time.Time) []error
+}
+
+// Rewraps records the originals a Receiver rewrapped.
+type Rewraps interface {
+	// RecordRewrap records that the envelope (keyID, stream, serial) was
+	// rewrapped, if it was not recorded before, and returns the record
+	// and first true when this call made it.
+	RecordRewrap(ctx context.Context, keyID [32]byte, stream, serial uint64, now time.Time) (*state.Rewrap, bool, error)
 }
 
 var _ Store = state.Store(nil)
@@ -89,6 +114,8 @@ type Config struct {
 	Watch Watcher
 	// Log, when set, gets a debug record for each verified envelope.
 	Log *slog.Logger
+	// CMS says how CMS messages among the inputs are opened (cms.go).
+	CMS CMS
 }
 
 // A Watcher follows a Receiver's reading. Its methods may be called from
@@ -227,8 +254,9 @@ func (r *Receiver) accept(senders []*envelope.SenderInfo) []error {
 
 var errNoLedger = errors.New("no replay ledger to record a signed envelope in")
 
-// logOpened records what was opened: the stanza used, and the sender's
-// and any previous sender's stamps.
+// logOpened records what was opened, once it verified: the stanza used,
+// the sender's stamps, and any previous sender as the claim of the
+// envelope's signer (FORMAT.md, section 2.4).
 func (r *Receiver) logOpened(name string, o *envelope.Opened) {
 	if r.cfg.Log == nil {
 		return
@@ -237,32 +265,15 @@ func (r *Receiver) logOpened(name string, o *envelope.Opened) {
 	if s := o.Sender; s != nil {
 		attrs = append(attrs, "sender", s.KeyID.String(), "stream", s.StreamID, "serial", s.Serial,
 			"timestamp", s.Time.UTC().Format(time.RFC3339))
-	}
-	if p := o.PreviousSender; p != nil {
-		attrs = append(attrs, "previous_sender", p.KeyID.String(), "previous_serial", p.Serial,
-			"previous_timestamp", p.Time.UTC().Format(time.RFC3339))
+		if p := o.PreviousSender; p != nil {
+			attrs = append(attrs, "previous_sender", p.KeyID.String(), "previous_stream", p.StreamID, "previous_serial", p.Serial,
+				"previous_timestamp", p.Time.UTC().Format(time.RFC3339), "previous_sender_claimed_by", r.senderName(s.KeyID))
+		}
 	}
 	r.cfg.Log.Debug("envelope verified", attrs...)
 }
 
-// Rewrap rewraps the envelope in src for other recipients (see
-// envelope.Rewrap), opening the original as this Receiver opens: the
-// same identities, trusted senders and anonymous rule, and no ledger
-// entry (the new envelope is a new message of its own sender's). The
-// new envelope goes to dst, committed only once the original verified
-// whole, and aborted otherwise. opts.Open is set by Rewrap.
-func (r *Receiver) Rewrap(dst Output, src io.Reader, opts envelope.RewrapOptions) (*envelope.Rewrapped, error) {
-	opts.Open = r.openOptions()
-	res, err := envelope.Rewrap(dst, src, r.cfg.Identities, &opts)
-	if err == nil {
-		err = dst.Commit()
-	}
-	if err != nil {
-		dst.Abort()
-		return nil, err
-	}
-	return res, nil
-}
+var errRewrapCMS = errors.New("input is a CMS message; rewrap rewraps tokenseal envelopes only (open it and seal it again)")
 
 type noWatch struct{}
 

@@ -30,6 +30,13 @@ const inMemory = 16 << 10
 // pass: the identities are not asked again after the ledger counted the
 // envelope. name stands for src in log records.
 func (r *Receiver) Stream(name string, src io.Reader, dst io.Writer) error {
+	src, isCMS, err := sniff(src)
+	if err != nil {
+		return err
+	}
+	if isCMS {
+		return r.streamCMS(name, src, dst)
+	}
 	spool := &lazySpool{limit: 2 * inMemory}
 	defer spool.Close()
 	tee := &switchWriter{w: spool}

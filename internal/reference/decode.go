@@ -195,11 +195,35 @@ func (h *Header) parseExts(ex []byte, at int) error {
 			}
 			s.At = at + off + 4
 			h.Sender = s
+		case typ == ExtPrevSender:
+			if err := checkPrevSender(v); err != nil {
+				return err
+			}
 		case typ&ExtCritical != 0:
 			return fmt.Errorf("reference: unknown critical extension 0x%04x", typ)
 		}
 		h.Exts = append(h.Exts, Ext{Type: uint16(typ), Value: v})
 		off += 4 + n
+	}
+	for _, e := range h.Exts {
+		if e.Type == ExtPrevSender && h.Sender == nil {
+			return errors.New("reference: previous-sender extension without a sender extension")
+		}
+	}
+	return nil
+}
+
+// checkPrevSender checks a previous-sender value (section 2.4): 56
+// bytes, prev_serial not 0, prev_timestamp possible.
+func checkPrevSender(v []byte) error {
+	if len(v) != PrevSenderLen {
+		return fmt.Errorf("reference: previous-sender extension of %d bytes", len(v))
+	}
+	if binary.BigEndian.Uint64(v[40:]) == 0 {
+		return errors.New("reference: previous-sender prev_serial 0")
+	}
+	if binary.BigEndian.Uint64(v[48:]) >= MaxTimestamp {
+		return errors.New("reference: previous-sender prev_timestamp impossible")
 	}
 	return nil
 }
@@ -210,6 +234,12 @@ func parseSender(v []byte) (*Sender, error) {
 	}
 	s := &Sender{KeyID: v[:32], Alg: v[32], SigLen: u16(v[33:]),
 		StreamID: binary.BigEndian.Uint64(v[35:]), Serial: binary.BigEndian.Uint64(v[43:]), Timestamp: binary.BigEndian.Uint64(v[51:])}
+	switch {
+	case s.Serial == 0:
+		return nil, errors.New("reference: sender serial 0")
+	case s.Timestamp >= MaxTimestamp:
+		return nil, errors.New("reference: sender timestamp impossible")
+	}
 	switch {
 	case s.Alg == SigECDSA && s.SigLen == 64:
 	case s.Alg == SigPSS && s.SigLen >= 256 && s.SigLen <= 512:
@@ -248,8 +278,8 @@ func Unwrap(h *Header, privs []crypto.PrivateKey) ([]byte, error) {
 func TryStanza(s Stanza, priv crypto.PrivateKey) (bool, []byte, error) {
 	switch k := priv.(type) {
 	case *rsa.PrivateKey:
-		if s.Type != TypeRSA || !bytes.Equal(s.KeyID, KeyID(&k.PublicKey)) {
-			return false, nil, nil
+		if s.Type != TypeRSA || !bytes.Equal(s.KeyID, KeyID(&k.PublicKey)) || !RSASizeOK(&k.PublicKey) {
+			return false, nil, nil // section 2, RSA key sizes: passed over
 		}
 		fk, err := unwrapRSA(s.Body, k)
 		return true, fk, err
@@ -334,6 +364,100 @@ func Keys(h *Header, privs []crypto.PrivateKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return checkMAC(h, fk)
+}
+
+// The steps of section 2.5. Every refusal of OpenSigned and Open wraps
+// the sentinel of the step that failed.
+var (
+	ErrStepParse     = errors.New("reference: step 1 (parse)")
+	ErrStepSender    = errors.New("reference: step 2 (sender)")
+	ErrStepStanza    = errors.New("reference: step 3 (stanza)")
+	ErrStepMAC       = errors.New("reference: step 4 (header MAC)")
+	ErrStepPayload   = errors.New("reference: step 5 (payload)")
+	ErrStepSignature = errors.New("reference: step 6 (signature)")
+)
+
+func step(s, err error) error { return fmt.Errorf("%w: %w", s, err) }
+
+// Open decodes an anonymous envelope, binary or armored, with the keys
+// held: a reader whose policy refuses signed envelopes (step 2), since
+// it verifies no signature.
+func Open(env []byte, privs ...crypto.PrivateKey) ([]byte, error) {
+	return open(env, privs, nil, true)
+}
+
+// OpenSigned decodes an envelope, binary or armored, signed or
+// anonymous, with the keys held and the senders trusted.
+func OpenSigned(env []byte, privs []crypto.PrivateKey, senders []crypto.PublicKey) ([]byte, error) {
+	return open(env, privs, senders, false)
+}
+
+// open checks env in the steps of section 2.5.
+func open(env []byte, privs []crypto.PrivateKey, senders []crypto.PublicKey, anonymousOnly bool) ([]byte, error) {
+	// Step 1: the armor of the header's lines, and the header. Broken
+	// armor after them is a payload refusal (step 5).
+	bin, armorErr := binaryPrefix(env)
+	h, rest, err := Parse(bin)
+	if err != nil {
+		if armorErr != nil {
+			err = armorErr
+		}
+		return nil, step(ErrStepParse, err)
+	}
+	// Step 2.
+	senderKey, err := trustedSender(h, senders, anonymousOnly)
+	if err != nil {
+		return nil, step(ErrStepSender, err)
+	}
+	// Steps 3 and 4.
+	fk, err := Unwrap(h, privs)
+	if err != nil {
+		return nil, step(ErrStepStanza, err)
+	}
+	kp, err := checkMAC(h, fk)
+	if err != nil {
+		return nil, step(ErrStepMAC, err)
+	}
+	// Step 5.
+	if armorErr != nil {
+		return nil, step(ErrStepPayload, armorErr)
+	}
+	if len(rest) < h.TrailerLen() {
+		return nil, step(ErrStepPayload, errors.New("reference: trailer truncated"))
+	}
+	payload, trailer := rest[:len(rest)-h.TrailerLen()], rest[len(rest)-h.TrailerLen():]
+	pt, err := DecryptPayload(kp, payload)
+	if err != nil {
+		return nil, step(ErrStepPayload, err)
+	}
+	// Step 6.
+	if h.Sender != nil {
+		if err := VerifySignature(senderKey, h.Sender, bin[:len(bin)-len(rest)], payload, trailer); err != nil {
+			return nil, step(ErrStepSignature, err)
+		}
+	}
+	return pt, nil
+}
+
+// trustedSender is step 2: the trusted key of a signed envelope's sender.
+func trustedSender(h *Header, senders []crypto.PublicKey, anonymousOnly bool) (crypto.PublicKey, error) {
+	if h.Sender == nil {
+		return nil, nil
+	}
+	if anonymousOnly {
+		return nil, errors.New("reference: sender extension present; Open opens anonymous envelopes only")
+	}
+	for _, p := range senders {
+		if bytes.Equal(KeyID(p), h.Sender.KeyID) {
+			return p, nil
+		}
+	}
+	return nil, errors.New("reference: untrusted sender")
+}
+
+// checkMAC is step 4; it returns the payload key.
+func checkMAC(h *Header, fk []byte) ([]byte, error) {
 	kh, kp := DeriveKeys(fk, h.Salt)
 	m := hmac.New(sha256.New, kh)
 	m.Write(h.MACInput)
@@ -341,70 +465,6 @@ func Keys(h *Header, privs []crypto.PrivateKey) ([]byte, error) {
 		return nil, errors.New("reference: header MAC mismatch")
 	}
 	return kp, nil
-}
-
-// Open decodes an anonymous envelope, binary or armored, with the keys
-// held. It refuses a signed envelope: a reader that cannot verify the
-// signature refuses it (section 2.3).
-func Open(env []byte, privs ...crypto.PrivateKey) ([]byte, error) {
-	bin, err := Binary(env)
-	if err != nil {
-		return nil, err
-	}
-	h, payload, err := Parse(bin)
-	if err != nil {
-		return nil, err
-	}
-	if h.Sender != nil {
-		return nil, errors.New("reference: sender extension present; Open opens anonymous envelopes only")
-	}
-	kp, err := Keys(h, privs)
-	if err != nil {
-		return nil, err
-	}
-	return DecryptPayload(kp, payload)
-}
-
-// OpenSigned decodes an envelope, binary or armored, signed or
-// anonymous, with the keys held and the senders trusted.
-func OpenSigned(env []byte, privs []crypto.PrivateKey, senders []crypto.PublicKey) ([]byte, error) {
-	bin, err := Binary(env)
-	if err != nil {
-		return nil, err
-	}
-	h, rest, err := Parse(bin)
-	if err != nil {
-		return nil, err
-	}
-	var senderKey crypto.PublicKey
-	if h.Sender != nil {
-		for _, p := range senders {
-			if bytes.Equal(KeyID(p), h.Sender.KeyID) {
-				senderKey = p
-			}
-		}
-		if senderKey == nil {
-			return nil, errors.New("reference: untrusted sender")
-		}
-		if len(rest) < h.Sender.SigLen {
-			return nil, errors.New("reference: trailer truncated")
-		}
-	}
-	kp, err := Keys(h, privs)
-	if err != nil {
-		return nil, err
-	}
-	payload, trailer := rest[:len(rest)-h.TrailerLen()], rest[len(rest)-h.TrailerLen():]
-	pt, err := DecryptPayload(kp, payload)
-	if err != nil {
-		return nil, err
-	}
-	if h.Sender != nil {
-		if err := VerifySignature(senderKey, h.Sender, bin[:len(bin)-len(rest)], payload, trailer); err != nil {
-			return nil, err
-		}
-	}
-	return pt, nil
 }
 
 // VerifySignature checks the trailer (section 6) of an envelope whose
@@ -430,6 +490,9 @@ func VerifySignature(pub crypto.PublicKey, snd *Sender, header, payload, sig []b
 	case *rsa.PublicKey:
 		if snd.Alg != SigPSS || len(sig) != k.Size() {
 			return errors.New("reference: not an RSA-PSS sender")
+		}
+		if !RSASizeOK(k) {
+			return errors.New("reference: RSA sender key outside 2048 to 4096 bits")
 		}
 		return rsa.VerifyPSS(k, crypto.SHA256, d, sig, &rsa.PSSOptions{SaltLength: 32, Hash: crypto.SHA256})
 	}
@@ -489,4 +552,10 @@ func DigestV2(header []byte, chunks [][]byte) []byte {
 	}
 	d := sha256.Sum256(m)
 	return d[:]
+}
+
+// RSASizeOK is section 2's rule: an RSA key of 2048 to 4096 bits.
+func RSASizeOK(k *rsa.PublicKey) bool {
+	bits := k.N.BitLen()
+	return bits >= 2048 && bits <= 4096
 }

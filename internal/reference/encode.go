@@ -221,10 +221,12 @@ func SenderExt(signer crypto.Signer, stream, serial, timestamp uint64) []byte {
 
 // Signature variants of Sign: the right one, and wrong ones.
 const (
-	SigGood     = iota
-	SigHighS    // ECDSA with s replaced by n-s
-	SigPSSSalt1 // RSA-PSS with a 1-byte salt
-	SigPKCS1    // RSA PKCS#1 v1.5
+	SigGood       = iota
+	SigHighS      // ECDSA with s replaced by n-s
+	SigPSSSalt1   // RSA-PSS with a 1-byte salt
+	SigPKCS1      // RSA PKCS#1 v1.5
+	SigPSSSaltMax // RSA-PSS with the longest salt the modulus allows
+	SigPSSSalt64  // RSA-PSS with a 64-byte salt
 )
 
 // Sign signs header and payload (section 6, by the header's version).
@@ -250,6 +252,10 @@ func SignDigest(rnd io.Reader, signer crypto.Signer, d []byte, variant int) []by
 		switch variant {
 		case SigPSSSalt1:
 			sig, err = rsa.SignPSS(rnd, k, crypto.SHA256, d, &rsa.PSSOptions{SaltLength: 1})
+		case SigPSSSaltMax:
+			sig, err = rsa.SignPSS(rnd, k, crypto.SHA256, d, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto})
+		case SigPSSSalt64:
+			sig, err = rsa.SignPSS(rnd, k, crypto.SHA256, d, &rsa.PSSOptions{SaltLength: 64})
 		case SigPKCS1:
 			sig, err = rsa.SignPKCS1v15(nil, k, crypto.SHA256, d)
 		default:

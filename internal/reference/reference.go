@@ -35,8 +35,11 @@ const (
 	OAEPSHA1   = 1
 	OAEPSHA256 = 2
 
-	ExtCritical = 0x8000
-	ExtSender   = 0x8001
+	ExtCritical   = 0x8000
+	ExtSender     = 0x8001
+	ExtPrevSender = 0x0002 // section 2.4
+	PrevSenderLen = KeyIDSize + 8 + 8 + 8
+	MaxTimestamp  = 253402300800000 // section 2.3: 10000-01-01T00:00:00Z in ms
 
 	SigECDSA = 1 // ECDSA P-256 with SHA-256, r || s
 	SigPSS   = 2 // RSA-PSS with SHA-256, 32-byte salt

@@ -34,11 +34,13 @@ import (
 type Keyring struct {
 	open func() (*token.Token, error)
 
-	mu    sync.Mutex
-	tok   *token.Token
-	err   error
-	byID  map[envelope.KeyID]*token.Key // every key pair, by key id; nil until read
-	idens map[envelope.KeyID]envelope.Identity
+	mu     sync.Mutex
+	tok    *token.Token
+	err    error
+	byID   map[envelope.KeyID]*token.Key // every key pair, by key id; nil until read
+	list   []*token.Key                  // the same, in the token's order
+	cmsIDs []cmsIdentity                 // for CMS, made from list once (cms.go)
+	idens  map[envelope.KeyID]envelope.Identity
 }
 
 // New returns a Keyring that calls open the first time it needs the
@@ -94,6 +96,7 @@ func (r *Keyring) keys() (map[envelope.KeyID]*token.Key, error) {
 		}
 		if _, dup := r.byID[id]; !dup {
 			r.byID[id] = k
+			r.list = append(r.list, k)
 		}
 	}
 	slog.Debug("token keys read", "keys", len(r.byID))
@@ -165,25 +168,32 @@ func (r *Keyring) identity(id envelope.KeyID) (envelope.Identity, error) {
 func identityOf(k *token.Key) (envelope.Identity, error) {
 	switch k.Public().(type) {
 	case *rsa.PublicKey:
-		return envelope.NewRSAIdentity(tokenKey{k})
+		return envelope.NewRSAIdentity(tokenRSA{k})
 	case *ecdsa.PublicKey:
-		return envelope.NewECDHIdentity(tokenKey{k})
+		return envelope.NewECDHIdentity(tokenECDH{k})
 	}
 	return nil, fmt.Errorf("%w: key %q", token.ErrWrongKeyType, k.Label)
 }
 
-// tokenKey maps the token's data failure ([token.ErrUnwrapFailed], one
-// fixed message) to envelope's ([envelope.ErrUnwrap]).
-type tokenKey struct{ k *token.Key }
+// tokenRSA and tokenECDH are a key pair on the token as the envelope and
+// cms packages' RSAKey and ECDHKey, each with only its own method (cms
+// tells the kinds apart by method set). They map the token's data
+// failure ([token.ErrUnwrapFailed], one fixed message) to envelope's
+// ([envelope.ErrUnwrap]).
+type (
+	tokenRSA  struct{ k *token.Key }
+	tokenECDH struct{ k *token.Key }
+)
 
-func (t tokenKey) Public() crypto.PublicKey { return t.k.Public() }
+func (t tokenRSA) Public() crypto.PublicKey  { return t.k.Public() }
+func (t tokenECDH) Public() crypto.PublicKey { return t.k.Public() }
 
-func (t tokenKey) DecryptOAEP(h crypto.Hash, ct []byte) ([]byte, error) {
+func (t tokenRSA) DecryptOAEP(h crypto.Hash, ct []byte) ([]byte, error) {
 	pt, err := t.k.DecryptOAEP(h, ct)
 	return pt, mapErr(err)
 }
 
-func (t tokenKey) ECDH(peer []byte) ([]byte, error) {
+func (t tokenECDH) ECDH(peer []byte) ([]byte, error) {
 	z, err := t.k.ECDH(peer)
 	return z, mapErr(err)
 }
@@ -226,30 +236,41 @@ func (r *Keyring) Key(spec string) (*token.Key, error) {
 // ([token.Key.Check]: a replaced public-key object is refused, naming the
 // key). RSA recipients use the OAEP hash the token undoes.
 func (r *Keyring) Recipient(spec string) (envelope.Recipient, error) {
-	k, err := r.Key(spec)
+	k, h, err := r.recipientKey(spec)
 	if err != nil {
 		return nil, err
-	}
-	if !k.Usage.CanExchange() {
-		return nil, fmt.Errorf("%w: key %q cannot be a recipient: its usage is %s", token.ErrWrongKeyType, k.Label, k.Usage)
-	}
-	if err := k.Check(); err != nil {
-		return nil, err
-	}
-	if err := k.CanOpen(); err != nil {
-		return nil, err
-	}
-	var h crypto.Hash
-	if _, isRSA := k.Public().(*rsa.PublicKey); isRSA {
-		if h, err = k.OAEPHash(); err != nil {
-			return nil, err
-		}
 	}
 	rc, err := envelope.NewRecipient(k.Public(), h)
 	if err != nil {
 		return nil, fmt.Errorf("recipient %s: %w", spec, err)
 	}
 	return rc, nil
+}
+
+// recipientKey finds the key a recipient spec names, checks it can be
+// one (see [Keyring.Recipient]), and returns the OAEP hash for an RSA
+// key (zero for EC).
+func (r *Keyring) recipientKey(spec string) (*token.Key, crypto.Hash, error) {
+	k, err := r.Key(spec)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !k.Usage.CanExchange() {
+		return nil, 0, fmt.Errorf("%w: key %q cannot be a recipient: its usage is %s", token.ErrWrongKeyType, k.Label, k.Usage)
+	}
+	if err := k.Check(); err != nil {
+		return nil, 0, err
+	}
+	if err := k.CanOpen(); err != nil {
+		return nil, 0, err
+	}
+	var h crypto.Hash
+	if _, isRSA := k.Public().(*rsa.PublicKey); isRSA {
+		if h, err = k.OAEPHash(); err != nil {
+			return nil, 0, err
+		}
+	}
+	return k, h, nil
 }
 
 // Signer resolves a spec naming a signing key on the token to a signer

@@ -131,26 +131,38 @@ func MarshalPreviousSender(s *Sender) []byte {
 	return b.BytesOrPanic()
 }
 
+// MaxTimestamp is the first timestamp, in milliseconds since 1970, that
+// no clock gives (10000-01-01T00:00:00Z); FORMAT.md 2.3.
+const MaxTimestamp = 253402300800000
+
 // PreviousSender returns the header's previous-sender extension, or nil.
-// A malformed one is an error: it is covered by the MAC, so it was written
-// that way.
+// A malformed one is an error: ParseHeader refuses it (FORMAT.md 2.4).
 func (h *Header) PreviousSender() (*PreviousSender, error) {
 	for _, e := range h.Unknown {
-		if e.Type != ExtPreviousSender {
-			continue
+		if e.Type == ExtPreviousSender {
+			return parsePreviousSender(e.Value)
 		}
-		if len(e.Value) != previousSenderLen {
-			return nil, perr("previous-sender extension has length %d, want %d", len(e.Value), previousSenderLen)
-		}
-		v := cryptobyte.String(e.Value)
-		p := &PreviousSender{}
-		v.CopyBytes(p.KeyID[:])
-		v.ReadUint64(&p.StreamID)
-		v.ReadUint64(&p.Serial)
-		v.ReadUint64(&p.Timestamp)
-		return p, nil
 	}
 	return nil, nil
+}
+
+func parsePreviousSender(value []byte) (*PreviousSender, error) {
+	if len(value) != previousSenderLen {
+		return nil, perr("previous-sender extension has length %d, want %d", len(value), previousSenderLen)
+	}
+	v := cryptobyte.String(value)
+	p := &PreviousSender{}
+	v.CopyBytes(p.KeyID[:])
+	v.ReadUint64(&p.StreamID)
+	v.ReadUint64(&p.Serial)
+	v.ReadUint64(&p.Timestamp)
+	switch {
+	case p.Serial == 0:
+		return nil, perr("previous-sender extension names serial 0")
+	case p.Timestamp >= MaxTimestamp:
+		return nil, perr("previous-sender extension has an impossible timestamp (%d ms)", p.Timestamp)
+	}
+	return p, nil
 }
 
 // Extension is an extension this package does not interpret.
@@ -404,7 +416,18 @@ func (h *Header) parseExtensions(exts cryptobyte.String) error {
 			h.Unknown = append(h.Unknown, Extension{Type: typ, Value: append([]byte(nil), v...)})
 		}
 	}
-	return nil
+	return h.checkPreviousSender()
+}
+
+// checkPreviousSender refuses a previous-sender extension that is
+// malformed, or in an envelope without a sender extension, where anyone
+// could have written it (FORMAT.md 2.4).
+func (h *Header) checkPreviousSender() error {
+	p, err := h.PreviousSender()
+	if err == nil && p != nil && h.Sender == nil {
+		err = perr("previous-sender extension in an unsigned envelope (anyone could have written it)")
+	}
+	return err
 }
 
 func parseSender(v cryptobyte.String) (*Sender, error) {
@@ -418,6 +441,12 @@ func parseSender(v cryptobyte.String) (*Sender, error) {
 	v.ReadUint64(&s.StreamID)
 	v.ReadUint64(&s.Serial)
 	v.ReadUint64(&s.Timestamp)
+	switch {
+	case s.Serial == 0:
+		return nil, perr("sender extension names serial 0 (serials start at 1)")
+	case s.Timestamp >= MaxTimestamp:
+		return nil, perr("sender extension has an impossible timestamp (%d ms: the year 10000 or later)", s.Timestamp)
+	}
 	switch s.SigAlg {
 	case SigECDSAP256SHA256:
 		if s.SigLen != 64 {

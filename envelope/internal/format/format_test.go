@@ -24,7 +24,7 @@ func sampleHeader() *Header {
 func TestRoundTrip(t *testing.T) {
 	h := sampleHeader()
 	h.Sender = &Sender{KeyID: [32]byte{9}, SigAlg: SigECDSAP256SHA256, SigLen: 64, StreamID: 7, Serial: 42, Timestamp: 1700000000000}
-	h.Unknown = []Extension{{Type: 0x0002, Value: []byte("x")}}
+	h.Unknown = []Extension{{Type: ExtPreviousSender, Value: MarshalPreviousSender(&Sender{KeyID: [32]byte{8}, StreamID: 3, Serial: 1, Timestamp: 1600000000000})}}
 	raw, err := h.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +90,17 @@ func TestRefusals(t *testing.T) {
 		"trailing":           append(bytes.Clone(good), 0),
 		"sender bad sig alg": mk(func(h *Header) { h.Sender = &Sender{SigAlg: 9, SigLen: 64} }),
 		"sender bad sig len": mk(func(h *Header) { h.Sender = &Sender{SigAlg: SigECDSAP256SHA256, SigLen: 65} }),
+		// FORMAT.md 2.4: a previous sender only under a sender, and well formed.
+		"previous sender, unsigned": mk(func(h *Header) { h.Unknown = []Extension{{Type: ExtPreviousSender, Value: prev(1, 1)}} }),
+		"previous sender of 55 bytes": mk(func(h *Header) {
+			h.Sender, h.Unknown = signed(), []Extension{{Type: ExtPreviousSender, Value: prev(1, 1)[:55]}}
+		}),
+		"previous sender, serial 0": mk(func(h *Header) {
+			h.Sender, h.Unknown = signed(), []Extension{{Type: ExtPreviousSender, Value: prev(0, 1)}}
+		}),
+		"previous sender, year 10000": mk(func(h *Header) {
+			h.Sender, h.Unknown = signed(), []Extension{{Type: ExtPreviousSender, Value: prev(1, MaxTimestamp)}}
+		}),
 	}
 	for name, raw := range cases {
 		if _, err := ParseHeader(raw); err == nil {
@@ -98,6 +109,11 @@ func TestRefusals(t *testing.T) {
 	}
 	if _, err := ParseHeader(mk(func(h *Header) { h.Unknown = []Extension{{Type: 0x0fff, Value: []byte("ok")}} })); err != nil {
 		t.Errorf("non-critical unknown extension refused: %v", err)
+	}
+	if _, err := ParseHeader(mk(func(h *Header) {
+		h.Sender, h.Unknown = signed(), []Extension{{Type: ExtPreviousSender, Value: prev(1<<64-1, MaxTimestamp-1)}}
+	})); err != nil {
+		t.Errorf("previous sender refused: %v", err)
 	}
 	// The sentinel is in the chain, not only in the text, and the
 	// error is still a *ParseError; ReadHeader says the same.
@@ -116,19 +132,28 @@ func TestRefusals(t *testing.T) {
 	}
 	// Out-of-order extensions, hand-made.
 	h := sampleHeader()
-	h.Unknown = []Extension{{Type: 2}, {Type: 1}}
+	h.Unknown = []Extension{{Type: 3}, {Type: 1}}
 	raw, _ := h.Marshal() // Marshal sorts them
 	if _, err := ParseHeader(raw); err != nil {
 		t.Fatal(err)
 	}
-	i := bytes.Index(raw, []byte{0, 1, 0, 0, 0, 2, 0, 0})
+	i := bytes.Index(raw, []byte{0, 1, 0, 0, 0, 3, 0, 0})
 	if i < 0 {
 		t.Fatal("extensions not found")
 	}
-	copy(raw[i:], []byte{0, 2, 0, 0, 0, 1, 0, 0})
+	copy(raw[i:], []byte{0, 3, 0, 0, 0, 1, 0, 0})
 	if _, err := ParseHeader(raw); err == nil {
 		t.Error("out-of-order extensions accepted")
 	}
+}
+
+// signed is a sender extension; prev a previous-sender value.
+func signed() *Sender {
+	return &Sender{KeyID: [32]byte{9}, SigAlg: SigECDSAP256SHA256, SigLen: 64, StreamID: 7, Serial: 42, Timestamp: 1700000000000}
+}
+
+func prev(serial, ts uint64) []byte {
+	return MarshalPreviousSender(&Sender{KeyID: [32]byte{8}, StreamID: 3, Serial: serial, Timestamp: ts})
 }
 
 func TestLengthCap(t *testing.T) {

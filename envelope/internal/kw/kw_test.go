@@ -83,3 +83,32 @@ func TestX963(t *testing.T) {
 		t.Errorf("X963 = %x", got)
 	}
 }
+
+// RFC 3394 section 4.6: 256 bits of key data with a 256-bit KEK.
+func TestWrapRFC3394(t *testing.T) {
+	kek := h("000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F")
+	key := h("00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F")
+	want := h("28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21")
+	got, err := Wrap(kek, key)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("wrap = %x, %v", got, err)
+	}
+	back, err := Unwrap(kek, got)
+	if err != nil || !bytes.Equal(back, key) {
+		t.Fatalf("unwrap = %x, %v", back, err)
+	}
+	got[3] ^= 1
+	if _, err := Unwrap(kek, got); err != ErrUnwrap {
+		t.Fatalf("tampered unwrap: %v", err)
+	}
+	for _, n := range []int{0, 8, 16, 41} {
+		if _, err := Unwrap(kek, make([]byte, n)); err != ErrUnwrap {
+			t.Fatalf("unwrap of %d bytes: %v", n, err)
+		}
+	}
+	for _, n := range []int{0, 8, 17} {
+		if _, err := Wrap(kek, make([]byte, n)); err == nil {
+			t.Fatalf("wrap of %d bytes accepted", n)
+		}
+	}
+}

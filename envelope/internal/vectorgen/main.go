@@ -893,6 +893,7 @@ func main() {
 	}
 	g := &gen{ks: ks, ver: reference.Version1}
 	g.all()
+	g.security()
 	g.ver = reference.Version2
 	g.v2()
 
