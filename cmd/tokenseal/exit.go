@@ -39,7 +39,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue), errors.Is(err, envelope.ErrKeyRole):
+	case errors.As(err, &ue), errors.Is(err, envelope.ErrKeyRole), errors.Is(err, receive.ErrAnonymousOriginal):
 		return exitUsage
 	case errors.Is(err, state.ErrReplay):
 		return exitReplay
@@ -78,6 +78,8 @@ func hint(err error) string {
 		return "pass --allow-anonymous to accept unsigned envelopes (no replay protection)"
 	case errors.As(err, new(*envelope.NoIdentityMatchError)):
 		return "run 'tokenseal key list' to see the key identifiers on this token"
+	case errors.Is(err, receive.ErrAnonymousOriginal):
+		return "pass --vouch-for-anonymous to sign it anyway, or --anonymous to rewrap it unsigned"
 	case errors.As(err, new(*receive.RewrappedError)):
 		return "each signed original is rewrapped once; pass --again to rewrap it once more"
 	case errors.As(err, new(*outputExistsError)):

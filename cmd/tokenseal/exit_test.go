@@ -65,13 +65,14 @@ var sentinels = map[string]struct {
 	"token.ErrCertUnsupported": {tok.ErrCertUnsupported, exitToken},
 
 	// CMS rejections match envelope.ErrRejected.
-	"cms.ErrRejected":        {cms.ErrRejected, exitEnvelope},
-	"cms.ErrDecrypt":         {cms.ErrDecrypt, exitEnvelope},
-	"cms.ErrUnauthenticated": {cms.ErrUnauthenticated, exitEnvelope},
-	"cms.ErrUnsigned":        {cms.ErrUnsigned, exitEnvelope},
-	"cms.ErrSignature":       {cms.ErrSignature, exitEnvelope},
-	"cms.ErrPKCS1v15":        {cms.ErrPKCS1v15, exitEnvelope},
-	"receive.ErrUnstamped":   {receive.ErrUnstamped, exitEnvelope},
+	"cms.ErrRejected":              {cms.ErrRejected, exitEnvelope},
+	"cms.ErrDecrypt":               {cms.ErrDecrypt, exitEnvelope},
+	"cms.ErrUnauthenticated":       {cms.ErrUnauthenticated, exitEnvelope},
+	"cms.ErrUnsigned":              {cms.ErrUnsigned, exitEnvelope},
+	"cms.ErrSignature":             {cms.ErrSignature, exitEnvelope},
+	"cms.ErrPKCS1v15":              {cms.ErrPKCS1v15, exitEnvelope},
+	"receive.ErrUnstamped":         {receive.ErrUnstamped, exitEnvelope},
+	"receive.ErrAnonymousOriginal": {receive.ErrAnonymousOriginal, exitUsage},
 	// A wrapped key the token refused for its data: not addressed to
 	// this key, or corrupted. token/keyring, the token's identity, says
 	// so with envelope.ErrUnwrap (exit 4, listed above): the table needs

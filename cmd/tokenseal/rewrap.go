@@ -124,15 +124,12 @@ func rewrapOutput(c *cli.Context, out string) (receive.Output, error) {
 	return &fileOutput{af, c.Bool("force"), c.Bool("sync")}, nil
 }
 
-// rewrapError turns the refusals that are the command line's mistakes
-// into usage errors (exit 2).
+// rewrapError turns a --remove-recipient the original is not addressed
+// to into a usage error (exit 2).
 func rewrapError(err error) error {
 	var nr *envelope.NotRecipientError
-	switch {
-	case errors.As(err, &nr):
+	if errors.As(err, &nr) {
 		return usageErrorf("--remove-recipient %s: the original is not addressed to it (no serial was used)", nr.KeyID)
-	case errors.Is(err, receive.ErrAnonymousOriginal):
-		return usageErrorf("%v: pass --vouch-for-anonymous to sign it anyway, or --anonymous to rewrap it unsigned", err)
 	}
 	return err
 }
