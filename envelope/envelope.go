@@ -27,7 +27,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"strings"
 
@@ -264,8 +263,10 @@ func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteClo
 	}
 	sw := &sealWriter{w: w, armor: armor, out: out}
 	if h.Sender != nil {
-		sw.sig = &signing{sender: opts.Sender, ext: h.Sender, header: raw, payload: sha256.New(), rand: rnd}
-		w.Hash = sw.sig.payload
+		// The chunk digests of FORMAT.md 6.2, computed by whichever
+		// goroutine seals each chunk.
+		w.Digests = stream.NewDigests()
+		sw.sig = newSigning(opts.Sender, h.Sender, raw, w.Digests, rnd)
 	}
 	return sw, nil
 }
@@ -273,7 +274,7 @@ func Seal(dst io.Writer, recipients []Recipient, opts *SealOptions) (io.WriteClo
 // sealHeader is a new envelope's header, its MAC not yet set: a fresh
 // salt, a stanza per recipient, and the sender's extension.
 func sealHeader(fileKey []byte, recipients []Recipient, sender *Sender, rnd io.Reader) (*format.Header, error) {
-	h := &format.Header{ChunkLog2: format.ChunkLog2}
+	h := &format.Header{Version: format.Version, ChunkLog2: format.ChunkLog2}
 	if sender != nil {
 		ext, err := sender.extension()
 		if err != nil {
@@ -351,20 +352,23 @@ func writeHeader(dst io.Writer, h *format.Header, ks *keySchedule, armored bool)
 	return out, armor, raw, nil
 }
 
-// signing is the sender's signature of one envelope in the making: its
-// header, and the hash of the payload as it is written.
+// signing is the sender's signature of one envelope in the making (of
+// version 2): its header, and the digests of the chunks as they are
+// written.
 type signing struct {
-	sender  *Sender
-	ext     *format.Sender
-	header  []byte
-	payload hash.Hash
-	rand    io.Reader
+	sender *Sender
+	ext    *format.Sender
+	digest signedDigest
+	rand   io.Reader
+}
+
+func newSigning(sender *Sender, ext *format.Sender, header []byte, chunks *stream.Digests, rnd io.Reader) *signing {
+	return &signing{sender: sender, ext: ext, digest: signedDigest{header: sha256.Sum256(header), chunks: chunks}, rand: rnd}
 }
 
 // write appends the signature trailer to out.
 func (s *signing) write(out io.Writer) error {
-	hh := sha256.Sum256(s.header)
-	sig, err := s.sender.sign(s.rand, s.ext, hh[:], s.payload.Sum(nil))
+	sig, err := s.sender.sign(s.rand, s.ext, s.digest.sum())
 	if err != nil {
 		return err
 	}
@@ -440,14 +444,12 @@ type OpenOptions struct {
 // what it guarantees.
 type Reader struct {
 	Opened
-	r    *stream.Reader
-	err  error
-	hold *holdback
-	hash hash.Hash
-	snd  *format.Sender // as the header has it, for the signature check
-	head []byte         // SHA-256 of the header
-	// verified: the signature verified at io.EOF
-	verified bool
+	r   *stream.Reader
+	err error
+	sig *signedDigest  // what the signature covers; nil when anonymous
+	snd *format.Sender // as the header has it, for the signature check
+	// signed: the digest the signature verified over, set at io.EOF
+	signed []byte
 }
 
 // Read returns authenticated plaintext. Every error after the first is the
@@ -462,10 +464,8 @@ func (r *Reader) Read(p []byte) (int, error) {
 		switch {
 		case err == io.EOF:
 			err = r.finish()
-		case errors.Is(err, stream.ErrAuth), errors.Is(err, stream.ErrTruncated):
-			err = ErrPayloadAuth
 		default:
-			err = wrapReject(err)
+			err = payloadError(err)
 		}
 		r.err = err
 	}
@@ -486,10 +486,8 @@ func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
 	switch {
 	case err == nil:
 		err = r.finish()
-	case errors.Is(err, stream.ErrAuth), errors.Is(err, stream.ErrTruncated):
-		err = ErrPayloadAuth
 	default:
-		err = wrapReject(err)
+		err = payloadError(err)
 	}
 	r.err = err
 	if err == io.EOF {
@@ -498,31 +496,41 @@ func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
 	return n, err
 }
 
+// payloadError is the Reader's error for an error of the payload stream.
+func payloadError(err error) error {
+	switch {
+	case errors.Is(err, stream.ErrAuth), errors.Is(err, stream.ErrTruncated):
+		return ErrPayloadAuth
+	case errors.Is(err, stream.ErrTrailerTruncated):
+		return errTrailerTruncated
+	}
+	return wrapReject(err)
+}
+
 func (r *Reader) finish() error {
-	if r.hold == nil {
+	if r.sig == nil {
 		return io.EOF
 	}
-	if !verify(r.SenderKey, r.snd, r.head, r.hash.Sum(nil), r.hold.trailer()) {
+	d := r.sig.sum()
+	if !verify(r.SenderKey, r.snd, d, r.r.Trailer()) {
 		return ErrSignature
 	}
-	r.verified = true
+	r.signed = d
 	return io.EOF
 }
 
-// Hashes returns what identifies a signed envelope byte for byte, once
-// the Reader has returned io.EOF (the signature verified): the SHA-256 of
-// its header, the hash of its payload that the signature covers, and its
-// trailer, as FORMAT.md defines them (armor removed). ok is false for an
-// anonymous envelope and before io.EOF. They are what the reader already
-// computed for the signature: asking costs no second pass. (The replay
-// ledger keeps state.EnvelopeDigest of them.)
-func (r *Reader) Hashes() (header, payload [32]byte, trailer []byte, ok bool) {
-	if !r.verified {
-		return header, payload, nil, false
+// Signed returns what identifies a signed envelope byte for byte, once
+// the Reader has returned io.EOF (the signature verified): the digest d
+// its signature covers (FORMAT.md section 6, either version: d commits to
+// the header and every payload byte) and the signature, the trailer. ok is
+// false for an anonymous envelope and before io.EOF. Both are what the
+// reader already has for the signature: asking costs no second pass. (The
+// replay ledger keeps state.EnvelopeDigest of them.)
+func (r *Reader) Signed() (digest [32]byte, signature []byte, ok bool) {
+	if r.signed == nil {
+		return digest, nil, false
 	}
-	copy(header[:], r.head)
-	copy(payload[:], r.hash.Sum(nil))
-	return header, payload, bytes.Clone(r.hold.trailer()), true
+	return [32]byte(r.signed), bytes.Clone(r.r.Trailer()), true
 }
 
 // Open reads an envelope's header from src, binary or armored, checks the
@@ -542,11 +550,15 @@ func Open(src io.Reader, identities []Identity, opts *OpenOptions) (*Reader, err
 }
 
 // unarmor returns the binary envelope of src, armored or not.
+// The binary form needs a buffer for the header only: the payload's
+// reads are bigger than the buffer, and bufio hands them to src directly.
+// A small one costs a batch of small envelopes nothing; the armor has a
+// buffer of its own.
 func unarmor(src io.Reader) (io.Reader, bool) {
-	br := bufio.NewReaderSize(src, 64<<10)
+	br := bufio.NewReaderSize(src, 4<<10)
 	peek, _ := br.Peek(len(format.ArmorBegin))
 	if format.IsArmored(peek) {
-		return bufio.NewReaderSize(format.NewArmoredReader(br), 64<<10), true
+		return bufio.NewReaderSize(format.NewArmoredReader(br), 4<<10), true
 	}
 	return br, false
 }
@@ -628,25 +640,27 @@ func (o *opened) info() Opened {
 }
 
 // reader returns the payload Reader. tee, when not nil, receives every
-// payload byte (ciphertext) as it is read.
+// payload byte (ciphertext) as it is read. A signed envelope's reader
+// computes what its version's signature covers (FORMAT.md section 6):
+// the payload's SHA-256 in version 1, the chunk digests in version 2.
 func (o *opened) reader(tee io.Writer) (*Reader, error) {
 	res := &Reader{Opened: o.info()}
-	payload := o.in
-	if o.h.Sender != nil {
-		hh := sha256.Sum256(o.raw)
-		res.head, res.snd = hh[:], o.h.Sender
-		res.hold = newHoldback(o.in, o.h.TrailerLen())
-		res.hash = sha256.New()
-		payload = res.hold
-	}
-	if tee != nil {
-		payload = io.TeeReader(payload, tee)
-	}
-	sr, err := stream.NewReader(o.ks.payload, payload)
+	sr, err := stream.NewReader(o.ks.payload, o.in, o.h.TrailerLen())
 	if err != nil {
 		return nil, err
 	}
-	sr.Hash = res.hash
+	sr.Tee = tee
+	if o.h.Sender != nil {
+		res.snd = o.h.Sender
+		res.sig = &signedDigest{header: sha256.Sum256(o.raw)}
+		if o.h.Version == format.Version1 {
+			res.sig.payload = sha256.New()
+			sr.Hash = res.sig.payload
+		} else {
+			res.sig.chunks = stream.NewDigests()
+			sr.Digests = res.sig.chunks
+		}
+	}
 	res.r = sr
 	return res, nil
 }

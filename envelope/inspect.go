@@ -47,7 +47,7 @@ func Inspect(src io.Reader) (*Info, error) {
 	if err != nil {
 		return nil, wrapReject(err)
 	}
-	info.Version = format.Version
+	info.Version = int(h.Version)
 	info.ChunkSize = 1 << h.ChunkLog2
 	info.HeaderLen = len(raw)
 	info.Sender = senderInfo(h.Sender)

@@ -1,12 +1,12 @@
 package envelope
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"slices"
 
 	"github.com/tokenseal/tokenseal/envelope/internal/format"
+	"github.com/tokenseal/tokenseal/envelope/internal/stream"
 )
 
 // RewrapOptions say how Rewrap changes an envelope's recipients.
@@ -97,16 +97,21 @@ func Rewrap(dst io.Writer, src io.Reader, identities []Identity, opts *RewrapOpt
 		return nil, err
 	}
 	// Verify every chunk (and the original signature) while the payload
-	// is copied; the plaintext is discarded.
-	copied := io.Writer(out)
-	var sig *signing
-	if sender != nil {
-		sig = &signing{sender: sender, ext: nh.Sender, header: raw, payload: sha256.New(), rand: randReader(nil)}
-		copied = io.MultiWriter(out, sig.payload)
-	}
-	r, err := o.reader(copied)
+	// is copied; the plaintext is discarded. The new signature is of
+	// version 2 over the copied chunks' digests: a version 2 original's
+	// reader computes them anyway (they do not depend on the header).
+	r, err := o.reader(out)
 	if err != nil {
 		return nil, err
+	}
+	var sig *signing
+	if sender != nil {
+		chunks := r.r.Digests
+		if chunks == nil {
+			chunks = stream.NewDigests()
+			r.r.Digests = chunks
+		}
+		sig = newSigning(sender, nh.Sender, raw, chunks, randReader(nil))
 	}
 	if _, err := r.WriteTo(io.Discard); err != nil {
 		return nil, err
@@ -129,7 +134,9 @@ func Rewrap(dst io.Writer, src io.Reader, identities []Identity, opts *RewrapOpt
 // its other extensions but the previous sender's. It counts what was
 // removed and added in res.
 func rewrapHeader(o *opened, opts *RewrapOptions, res *Rewrapped) (*format.Header, error) {
-	nh := &format.Header{ChunkLog2: o.h.ChunkLog2, Salt: o.h.Salt}
+	// Always version 2, whatever the original's (FORMAT.md section 9):
+	// the payload is encrypted the same way in both.
+	nh := &format.Header{Version: format.Version, ChunkLog2: o.h.ChunkLog2, Salt: o.h.Salt}
 	remove := map[KeyID]bool{}
 	for _, id := range opts.Remove {
 		remove[id] = true

@@ -2,6 +2,7 @@ package envelope_test
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -152,6 +153,67 @@ func TestInspectLengths(t *testing.T) {
 				t.Fatalf("n=%d armor=%v: %+v", n, armor, info)
 			}
 		}
+	}
+}
+
+// A version 1 original (crafted by the independent encoder, signed under
+// FORMAT.md 6.1) is verified with its own rules and rewrapped as version
+// 2, payload bytes unchanged, signed under 6.2 or anonymous (FORMAT.md
+// section 9); the independent decoder opens the result.
+func TestRewrapVersion1(t *testing.T) {
+	ks := testKeys(t)
+	bob, carol := ks[2], ks[3]
+	signer, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rotator, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	plain := make([]byte, 3*65536+7)
+	rand.Read(plain)
+	c := ref.NewCraft(rand.Reader)
+	c.Version = ref.Version1
+	c.Stanzas = [][]byte{ref.StanzaFor(rand.Reader, bob.priv.Public(), c.FK)}
+	c.Exts = [][]byte{ref.SenderExt(signer, 5, 6, uint64(time.Now().UnixMilli()))}
+	h := c.Header()
+	p := ref.EncryptPayload(c.PayloadKey(), plain)
+	orig := append(append(bytes.Clone(h), p...), ref.Sign(rand.Reader, signer, h, p, ref.SigGood)...)
+	if got, _, err := openWith(orig, trusting(signer.Public()), identity(t, bob)); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("version 1 original: %v", err)
+	}
+	for _, sender := range []*envelope.Sender{{Signer: rotator, StreamID: 1, Serial: 2, Time: time.Now()}, nil} {
+		var out bytes.Buffer
+		_, err := envelope.Rewrap(&out, bytes.NewReader(orig), []envelope.Identity{identity(t, bob)}, &envelope.RewrapOptions{
+			Open: trusting(signer.Public()), Add: []envelope.Recipient{recipient(t, carol)},
+			NewSender: func(*envelope.Opened) (*envelope.Sender, error) { return sender, nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		re := out.Bytes()
+		if re[len(ref.Magic)] != ref.Version2 {
+			t.Fatalf("rewrapped as version %d", re[len(ref.Magic)])
+		}
+		nh, np, err := ref.Parse(re)
+		if err != nil || !bytes.Equal(np[:len(p)], p) {
+			t.Fatalf("payload bytes changed: %v", err)
+		}
+		var senders []crypto.PublicKey
+		if sender != nil {
+			senders = append(senders, rotator.Public())
+			if nh.Sender == nil {
+				t.Fatal("no sender extension")
+			}
+		}
+		got, err := ref.OpenSigned(re, []crypto.PrivateKey{carol.priv}, senders)
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("independent decoder on the rewrapped envelope (signed %v): %v", sender != nil, err)
+		}
+	}
+	// The original's version 1 signature is checked: a bad one is refused.
+	bad := bytes.Clone(orig)
+	bad[len(bad)-1] ^= 1
+	_, err := envelope.Rewrap(&bytes.Buffer{}, bytes.NewReader(bad), []envelope.Identity{identity(t, bob)}, &envelope.RewrapOptions{
+		Open: trusting(signer.Public()), Add: []envelope.Recipient{recipient(t, carol)},
+	})
+	if !errors.Is(err, envelope.ErrSignature) {
+		t.Fatalf("bad version 1 signature: %v", err)
 	}
 }
 

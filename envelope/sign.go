@@ -6,8 +6,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math/big"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/tokenseal/tokenseal/envelope/internal/format"
+	"github.com/tokenseal/tokenseal/envelope/internal/stream"
 )
 
 // SenderInfo is what a signed envelope says about its sender
@@ -93,13 +96,35 @@ func (e *UnknownSenderError) Error() string {
 
 func (e *UnknownSenderError) Is(target error) bool { return target == ErrRejected }
 
-const sigContext = "tokenseal/v1 signature\x00"
+// The signature contexts of FORMAT.md sections 6.1 and 6.2.
+const (
+	sigContextV1 = "tokenseal/v1 signature\x00"
+	sigContextV2 = "tokenseal/v2 signature\x00"
+)
 
-func signedMessageDigest(headerHash, payloadHash []byte) []byte {
+// signedDigest is the digest d a sender signs (FORMAT.md section 6): of
+// version 1 when payload is set (the whole payload's SHA-256), else of
+// version 2 over the chunk digests.
+type signedDigest struct {
+	header  [32]byte  // SHA-256 of the header, MAC included
+	payload hash.Hash // version 1: fed the payload
+	chunks  *stream.Digests
+}
+
+// sum returns d.
+func (s *signedDigest) sum() []byte {
 	h := sha256.New()
-	h.Write([]byte(sigContext))
-	h.Write(headerHash)
-	h.Write(payloadHash)
+	if s.payload != nil {
+		h.Write([]byte(sigContextV1))
+		h.Write(s.header[:])
+		h.Write(s.payload.Sum(nil))
+		return h.Sum(nil)
+	}
+	count, list := s.chunks.Sum()
+	h.Write([]byte(sigContextV2))
+	h.Write(s.header[:])
+	h.Write(binary.BigEndian.AppendUint64(nil, count))
+	h.Write(list[:])
 	return h.Sum(nil)
 }
 
@@ -131,9 +156,8 @@ func (s *Sender) extension() (*format.Sender, error) {
 	return f, nil
 }
 
-// sign returns the trailer for the given digests.
-func (s *Sender) sign(rand io.Reader, f *format.Sender, headerHash, payloadHash []byte) ([]byte, error) {
-	d := signedMessageDigest(headerHash, payloadHash)
+// sign returns the trailer that signs d.
+func (s *Sender) sign(rand io.Reader, f *format.Sender, d []byte) ([]byte, error) {
 	switch f.SigAlg {
 	case format.SigECDSAP256SHA256:
 		der, err := s.Signer.Sign(rand, d, crypto.SHA256)
@@ -177,8 +201,9 @@ func ecdsaRaw(der []byte) ([]byte, error) {
 	return out, nil
 }
 
-func verify(pub crypto.PublicKey, f *format.Sender, headerHash, payloadHash, sig []byte) bool {
-	d := signedMessageDigest(headerHash, payloadHash)
+// verify reports whether sig is pub's signature of d, as f says it is
+// made.
+func verify(pub crypto.PublicKey, f *format.Sender, d, sig []byte) bool {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		if f.SigAlg != format.SigECDSAP256SHA256 || k.Curve != elliptic.P256() || len(sig) != 64 {
@@ -199,53 +224,5 @@ func verify(pub crypto.PublicKey, f *format.Sender, headerHash, payloadHash, sig
 	}
 	return false
 }
-
-// holdback passes through everything its source yields except the last n
-// bytes, which it keeps: the payload reader sees the payload and the
-// trailer stays behind.
-type holdback struct {
-	r     io.Reader
-	n     int
-	buf   []byte
-	start int
-	end   int
-	eof   bool
-	err   error
-}
-
-func newHoldback(r io.Reader, n int) *holdback {
-	return &holdback{r: r, n: n, buf: make([]byte, n+64<<10)}
-}
-
-func (h *holdback) Read(p []byte) (int, error) {
-	for h.end-h.start <= h.n {
-		if h.eof {
-			if h.end-h.start < h.n {
-				return 0, errTrailerTruncated
-			}
-			return 0, io.EOF
-		}
-		if h.err != nil {
-			return 0, h.err
-		}
-		if h.start > 0 {
-			h.end = copy(h.buf, h.buf[h.start:h.end])
-			h.start = 0
-		}
-		m, err := h.r.Read(h.buf[h.end:])
-		h.end += m
-		if err == io.EOF {
-			h.eof = true
-		} else if err != nil {
-			h.err = err
-		}
-	}
-	m := copy(p, h.buf[h.start:h.end-h.n])
-	h.start += m
-	return m, nil
-}
-
-// trailer returns the held-back bytes once the source is exhausted.
-func (h *holdback) trailer() []byte { return h.buf[h.start:h.end] }
 
 var errTrailerTruncated = rejected("envelope truncated: the signature trailer is incomplete")

@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"testing"
@@ -128,10 +127,12 @@ func TestSignedRefusals(t *testing.T) {
 	}
 }
 
-// TestHashes: a signed envelope's Hashes, once read to io.EOF, are the
-// SHA-256 of its binary header and payload and its trailer, the same for
-// its armored form; none before io.EOF or for an anonymous envelope.
-func TestHashes(t *testing.T) {
+// TestSigned: a signed envelope's Signed, once read to io.EOF, is the
+// digest its signature covers (FORMAT.md section 6, computed by the
+// reference codec from the binary header and payload) and its trailer,
+// the same for its armored form; none before io.EOF or for an anonymous
+// envelope.
+func TestSigned(t *testing.T) {
 	k := testKeys(t)[2]
 	sg := signers(t)["p256"]
 	plain := make([]byte, 70000)
@@ -142,21 +143,25 @@ func TestHashes(t *testing.T) {
 		t.Fatal(err)
 	}
 	hl, pl := int64(info.HeaderLen), info.PayloadLen
-	wantH, wantP, wantT := sha256.Sum256(env[:hl]), sha256.Sum256(env[hl:hl+pl]), env[hl+pl:]
+	d, err := ref.SignedDigest(env[:hl], env[hl:hl+pl])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantD, wantT := [32]byte(d), env[hl+pl:]
 	for name, e := range map[string][]byte{"binary": env, "armored": ref.Armor(env)} {
 		r, err := envelope.Open(bytes.NewReader(e), []envelope.Identity{identity(t, k)}, trusting(sg.Public()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, _, ok := r.Hashes(); ok {
-			t.Fatalf("%s: Hashes before io.EOF", name)
+		if _, _, ok := r.Signed(); ok {
+			t.Fatalf("%s: Signed before io.EOF", name)
 		}
 		if _, err := r.WriteTo(io.Discard); err != nil {
 			t.Fatal(err)
 		}
-		h, p, tr, ok := r.Hashes()
-		if !ok || h != wantH || p != wantP || !bytes.Equal(tr, wantT) {
-			t.Fatalf("%s: Hashes = %x %x %x %v", name, h, p, tr, ok)
+		got, tr, ok := r.Signed()
+		if !ok || got != wantD || !bytes.Equal(tr, wantT) {
+			t.Fatalf("%s: Signed = %x %x %v", name, got, tr, ok)
 		}
 	}
 	anon := sealSigned(t, plain, false, nil, recipient(t, k))
@@ -164,7 +169,7 @@ func TestHashes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, ok := r.Hashes(); ok {
-		t.Fatal("Hashes of an anonymous envelope")
+	if _, _, ok := r.Signed(); ok {
+		t.Fatal("Signed of an anonymous envelope")
 	}
 }

@@ -615,10 +615,14 @@ func TestSpecCrafted(t *testing.T) {
 	// §2 header framing.
 	add(specCase{name: "magic/wrong", env: p256(func(c *ref.Craft) { c.Magic = "tokenseaL" }), priv: keys.p256,
 		rule: "refuses anything not starting with magic"})
-	for _, v := range []byte{0, 2, 0xff} {
+	for _, v := range []byte{1, 2} {
+		add(specCase{name: fmt.Sprintf("version/%d", v), env: p256(func(c *ref.Craft) { c.Version = v }), priv: keys.p256, ok: true, plain: pt,
+			rule: "version = 0x01 or 0x02; readers read both (§9)"})
+	}
+	for _, v := range []byte{0, 3, 0xff} {
 		env := p256(func(c *ref.Craft) { c.Version = v })
 		add(specCase{name: fmt.Sprintf("version/%d", v), env: env, priv: keys.p256,
-			rule: "refuses any version other than 1"})
+			rule: "refuses any version other than 1 or 2"})
 		if _, err := implOpen(env, keys.p256); err != nil && !strings.Contains(err.Error(), "unknown envelope version") {
 			t.Errorf("version %d: implementation error %q does not say \"unknown envelope version\" (FORMAT.md §2 quotes that text)", v, err)
 		}
@@ -1014,16 +1018,60 @@ func TestSpecCrafted(t *testing.T) {
 	}
 }
 
+// specDigest computes d of FORMAT.md section 6 for a crafted envelope,
+// written here from the text (6.1 for version 1, 6.2 for version 2)
+// rather than taken from internal/reference.
+func specDigest(version byte, hdr, payload []byte) [32]byte {
+	hh := sha256.Sum256(hdr)
+	if version == 1 {
+		ph := sha256.Sum256(payload)
+		return sha256.Sum256(append(append([]byte("tokenseal/v1 signature\x00"), hh[:]...), ph[:]...))
+	}
+	var list []byte
+	count := uint64(0)
+	for rest := payload; ; count++ {
+		c, last := rest, len(rest) <= 65552
+		if !last {
+			c = rest[:65552]
+		}
+		nonce := make([]byte, 12)
+		binary.BigEndian.PutUint64(nonce[3:11], count)
+		if last {
+			nonce[11] = 1
+		}
+		d := sha256.Sum256(append(append([]byte("tokenseal/v2 chunk\x00"), nonce...), c...))
+		list = append(list, d[:]...)
+		if last {
+			count++
+			break
+		}
+		rest = rest[65552:]
+	}
+	ld := sha256.Sum256(list)
+	m := append([]byte("tokenseal/v2 signature\x00"), hh[:]...)
+	m = binary.BigEndian.AppendUint64(m, count)
+	return sha256.Sum256(append(m, ld[:]...))
+}
+
 // TestSpecSignedProbe crafts signed envelopes from sections 2.3 and 6 and
 // opens them with OpenOptions.Senders (an API the brief did not list; see
 // `go doc ./envelope OpenOptions`). FORMAT.md section 6 writes
-// "signature = Sign(sender's key, SHA-256(M))" with sig_alg "ECDSA P-256 with
-// SHA-256": read literally, the signed digest is SHA-256(M) (reading A), but
-// "with SHA-256" over the message SHA-256(M) gives SHA-256(SHA-256(M))
-// (reading B). The independent decoder's reading is A.
+// "signature = Sign(sender's key, d)" with d = SHA-256(M) and sig_alg "ECDSA
+// P-256 with SHA-256": read literally, the signed digest is d (reading A),
+// but "with SHA-256" over the message d gives SHA-256(d) (reading B).
+// FORMAT.md now says d "is the message digest that is signed, not hashed
+// again": reading A. Both versions are probed, with one chunk and with
+// three.
 func TestSpecSignedProbe(t *testing.T) {
+	for _, version := range []byte{1, 2} {
+		for _, n := range []int{16, 2*65536 + 3} {
+			t.Run(fmt.Sprintf("v%d/%d", version, n), func(t *testing.T) { specSignedProbe(t, version, specPlain(n)) })
+		}
+	}
+}
+
+func specSignedProbe(t *testing.T, version byte, pt []byte) {
 	keys := specTestKeys(t)
-	pt := []byte("signed plaintext")
 	type signer struct {
 		name   string
 		pub    crypto.PublicKey
@@ -1073,6 +1121,7 @@ func TestSpecSignedProbe(t *testing.T) {
 		}}
 		build := func(double, corrupt, malleate bool) []byte {
 			c := ref.NewCraft(rand.Reader)
+			c.Version = version
 			c.Stanzas = [][]byte{specStanzaFor(keys.p256, c.FK)}
 			v := append(bytes.Clone(senderID), sg.alg)
 			v = ref.U16(v, sg.sigLen)
@@ -1082,10 +1131,7 @@ func TestSpecSignedProbe(t *testing.T) {
 			c.Exts = [][]byte{ref.EncExt(ref.ExtSender, v)}
 			hdr := c.Header()
 			payload := ref.EncryptPayload(c.PayloadKey(), pt)
-			hh, ph := sha256.Sum256(hdr), sha256.Sum256(payload)
-			m := append([]byte("tokenseal/v1 signature\x00"), hh[:]...)
-			m = append(m, ph[:]...)
-			d := sha256.Sum256(m)
+			d := specDigest(version, hdr, payload)
 			if double {
 				d = sha256.Sum256(d[:])
 			}
@@ -1128,14 +1174,61 @@ func TestSpecSignedProbe(t *testing.T) {
 			if !bytes.Equal(gotA, pt) {
 				t.Errorf("%s: signed envelope opened to the wrong plaintext", sg.name)
 			}
-			// FORMAT.md §6: SHA-256(M) is the digest signed, not hashed again.
+			// FORMAT.md §6: d is the digest signed, not hashed again.
 		case errA != nil && errB == nil:
-			t.Errorf("%s: DISAGREEMENT [AMBIGUOUS in FORMAT.md §6 \"signature = Sign(sender's key, SHA-256(M))\"]: implementation verifies over SHA-256(SHA-256(M)) (reading B), refuses reading A: %v", sg.name, errA)
+			t.Errorf("%s: DISAGREEMENT (FORMAT.md §6: d is not hashed again): implementation verifies over SHA-256(d) (reading B), refuses reading A: %v", sg.name, errA)
 		default:
 			t.Errorf("%s: FORMAT.md §2.3/§6 insufficient to produce a signed envelope the implementation accepts: reading A err=%v, reading B err=%v", sg.name, errA, errB)
 		}
 		if errBad == nil {
 			t.Errorf("%s: implementation accepted a corrupted signature", sg.name)
+		}
+	}
+}
+
+// TestSpecSignedRoundTrip seals signed envelopes with the implementation
+// and opens them with the independent decoder: they must be of version 2
+// (FORMAT.md §9: writers write version 2) and verify under section 6.2,
+// through the Write and the ReadFrom paths, binary and armored.
+func TestSpecSignedRoundTrip(t *testing.T) {
+	keys := specTestKeys(t)
+	rec, err := envelope.NewRecipient(&keys.p384.PublicKey, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sg := range []crypto.Signer{keys.p256Other, keys.rsaOther} {
+		for _, n := range []int{0, 1, 65536, 65537, 3*65536 + 5} {
+			for _, armor := range []bool{false, true} {
+				for _, readFrom := range []bool{false, true} {
+					pt := specPlain(n)
+					var buf bytes.Buffer
+					w, err := envelope.Seal(&buf, []envelope.Recipient{rec}, &envelope.SealOptions{Armor: armor,
+						Sender: &envelope.Sender{Signer: sg, StreamID: 9, Serial: 3, Time: time.Now()}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if readFrom {
+						_, err = w.(io.ReaderFrom).ReadFrom(bytes.NewReader(pt))
+					} else {
+						_, err = w.Write(pt)
+					}
+					if err != nil || w.Close() != nil {
+						t.Fatalf("seal: %v", err)
+					}
+					name := fmt.Sprintf("%T/%d/armor=%v/ReadFrom=%v", sg, n, armor, readFrom)
+					bin, err := ref.Binary(buf.Bytes())
+					if err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					if bin[len(ref.Magic)] != ref.Version2 {
+						t.Errorf("%s: written as version %d", name, bin[len(ref.Magic)])
+					}
+					got, err := ref.OpenSigned(buf.Bytes(), []crypto.PrivateKey{keys.p384}, []crypto.PublicKey{sg.Public()})
+					if err != nil || !bytes.Equal(got, pt) {
+						t.Errorf("%s: DISAGREEMENT: independent decoder refused the implementation's signed envelope: %v", name, err)
+					}
+				}
+			}
 		}
 	}
 }

@@ -271,8 +271,8 @@ type signed struct {
 
 // signedOf is the verified signed envelope rd read to io.EOF.
 func signedOf(name string, rd *envelope.Reader) *signed {
-	h, p, tr, _ := rd.Hashes()
-	return &signed{name: name, sender: rd.Sender, digest: state.EnvelopeDigest(h, p, tr)}
+	d, sig, _ := rd.Signed()
+	return &signed{name: name, sender: rd.Sender, digest: state.EnvelopeDigest(d, sig)}
 }
 
 // accept applies the freshness rule and records verified signed

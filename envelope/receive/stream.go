@@ -5,20 +5,31 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/tokenseal/tokenseal/envelope"
 	"github.com/tokenseal/tokenseal/envelope/internal/format"
 )
 
+// inMemory bounds what Stream keeps in memory for a signed envelope: its
+// plaintext, if the whole of it fits, and the ciphertext read so far, up
+// to twice that, before it goes to a spool file. Small, so that a big
+// envelope, whose first chunk alone is over it, adds nothing to the peak
+// RSS: it spools from its first read of the payload.
+const inMemory = 16 << 10
+
 // Stream opens the envelope in src to dst, a stream that cannot be taken
 // back (standard output). An anonymous envelope (if allowed) streams:
 // each 64 KiB chunk is written once it authenticated, and a failure ends
 // the output early with an error. A signed envelope is first read whole
-// into a private, already unlinked spool file (ciphertext only), verified
-// and recorded in the ledger, and only then decrypted again from the
-// spool to dst, with the file key of the first pass: the identities are
-// not asked again after the ledger counted the envelope. name stands for
-// src in log records.
+// and verified, then recorded in the ledger, and only then released.
+// While it is read, its ciphertext is kept (in memory up to 32 KiB,
+// beyond that in a private, already unlinked spool file), and so is its
+// plaintext if it fits in 16 KiB. A small envelope's verified plaintext
+// is then written from memory, with no file ever made; a bigger one is
+// decrypted again from the spool to dst, with the file key of the first
+// pass: the identities are not asked again after the ledger counted the
+// envelope. name stands for src in log records.
 func (r *Receiver) Stream(name string, src io.Reader, dst io.Writer) error {
 	src, isCMS, err := sniff(src)
 	if err != nil {
@@ -27,10 +38,7 @@ func (r *Receiver) Stream(name string, src io.Reader, dst io.Writer) error {
 	if isCMS {
 		return r.streamCMS(name, src, dst)
 	}
-	spool, err := newSpool()
-	if err != nil {
-		return err
-	}
+	spool := &lazySpool{limit: 2 * inMemory}
 	defer spool.Close()
 	tee := &switchWriter{w: spool}
 	m := &memo{ids: r.cfg.Identities}
@@ -41,10 +49,11 @@ func (r *Receiver) Stream(name string, src io.Reader, dst io.Writer) error {
 	if err != nil {
 		// The spool holds what was read: the header at least.
 		return r.notForUs(err, func() *format.Header {
-			if _, err := spool.Seek(0, io.SeekStart); err != nil {
+			read, err := spool.reader()
+			if err != nil {
 				return nil
 			}
-			return peekHeader(spool)
+			return peekHeader(read)
 		})
 	}
 	if rd.Sender == nil {
@@ -53,25 +62,33 @@ func (r *Receiver) Stream(name string, src io.Reader, dst io.Writer) error {
 		_, err := rd.WriteTo(dst)
 		return err
 	}
-	r.cfg.Watch.Spooled()
-	if _, err := rd.WriteTo(io.Discard); err != nil {
+	plain := &cappedBuffer{limit: inMemory}
+	defer plain.wipe()
+	if _, err := rd.WriteTo(plain); err != nil {
 		return err
 	}
 	r.logOpened(name, &rd.Opened)
 	if err := r.accept([]*signed{signedOf(name, rd)})[0]; err != nil {
 		return err
 	}
-	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("reading spool file: %w", err)
+	if !plain.over {
+		// Verified whole and recorded: the first pass's plaintext.
+		_, err := dst.Write(plain.b)
+		return r.unreleased(rd.Sender, err)
 	}
 	return r.unreleased(rd.Sender, r.replay(spool, rd, m, opts, dst))
 }
 
-// replay decrypts the spooled envelope, verified and recorded already,
-// to dst, with the file key m remembers from the first pass.
-func (r *Receiver) replay(spool io.Reader, first *envelope.Reader, m *memo, opts *envelope.OpenOptions, dst io.Writer) error {
+// replay decrypts a spooled envelope, verified and recorded already, to
+// dst, with the file key m remembers from the first pass.
+func (r *Receiver) replay(spool *lazySpool, first *envelope.Reader, m *memo, opts *envelope.OpenOptions, dst io.Writer) error {
+	r.cfg.Watch.Spooled()
+	src, err := spool.reader()
+	if err != nil {
+		return err
+	}
 	m.replay = true
-	again, err := envelope.Open(r.cfg.Watch.Reader(spool), []envelope.Identity{m}, opts)
+	again, err := envelope.Open(r.cfg.Watch.Reader(src), []envelope.Identity{m}, opts)
 	if err != nil {
 		return err
 	}
@@ -80,6 +97,78 @@ func (r *Receiver) replay(spool io.Reader, first *envelope.Reader, m *memo, opts
 	}
 	_, err = again.WriteTo(dst)
 	return err
+}
+
+// lazySpool keeps what is written to it for a second read: in memory up
+// to limit bytes, beyond that in a spool file (see newSpool), made then.
+type lazySpool struct {
+	limit int
+	mem   []byte
+	f     *os.File
+}
+
+func (s *lazySpool) Write(p []byte) (int, error) {
+	if s.f == nil && len(s.mem)+len(p) <= s.limit {
+		s.mem = append(s.mem, p...)
+		return len(p), nil
+	}
+	if s.f == nil {
+		f, err := newSpool()
+		if err != nil {
+			return 0, err
+		}
+		s.f = f
+		if _, err := f.Write(s.mem); err != nil {
+			return 0, fmt.Errorf("writing spool file: %w", err)
+		}
+		s.mem = nil
+	}
+	n, err := s.f.Write(p)
+	if err != nil {
+		err = fmt.Errorf("writing spool file: %w", err)
+	}
+	return n, err
+}
+
+// reader reads back everything written.
+func (s *lazySpool) reader() (io.Reader, error) {
+	if s.f == nil {
+		return bytes.NewReader(s.mem), nil
+	}
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("reading spool file: %w", err)
+	}
+	return s.f, nil
+}
+
+func (s *lazySpool) Close() {
+	if s.f != nil {
+		s.f.Close()
+	}
+}
+
+// cappedBuffer keeps what is written to it while it all fits in limit
+// bytes; past that it keeps nothing and says so.
+type cappedBuffer struct {
+	limit int
+	b     []byte
+	over  bool
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if !c.over && len(c.b)+len(p) <= c.limit {
+		c.b = append(c.b, p...)
+	} else if !c.over {
+		c.wipe()
+		c.over = true
+	}
+	return len(p), nil
+}
+
+// wipe clears the plaintext held.
+func (c *cappedBuffer) wipe() {
+	clear(c.b)
+	c.b = nil
 }
 
 // switchWriter is a writer whose destination can be changed.

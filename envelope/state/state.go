@@ -232,17 +232,17 @@ func (a *Acceptance) SameEnvelope(digest [32]byte) bool {
 
 // EnvelopeDigest is the digest the ledger keeps of an accepted envelope:
 //
-//	SHA-256("tokenseal/v1 accepted" || 0x00 || SHA-256(header) || SHA-256(payload) || trailer)
+//	SHA-256("tokenseal accepted" || 0x00 || d || trailer)
 //
-// over the binary envelope (armor removed), where header, payload and
-// trailer are as in FORMAT.md. It changes with any byte of the envelope,
-// and it is computed from the two hashes a reader already has for the
-// signature, so it costs no second pass over the payload.
-func EnvelopeDigest(headerHash, payloadHash [32]byte, trailer []byte) [32]byte {
+// where d is the digest the sender's signature covers and trailer is the
+// signature (FORMAT.md section 6, version 1 or 2; armor removed). d
+// commits to the header and to every payload byte, so the digest changes
+// with any byte of the envelope, and it is what a reader already computed
+// for the signature: it costs no second pass over the payload.
+func EnvelopeDigest(signed [32]byte, trailer []byte) [32]byte {
 	h := sha256.New()
-	h.Write([]byte("tokenseal/v1 accepted\x00"))
-	h.Write(headerHash[:])
-	h.Write(payloadHash[:])
+	h.Write([]byte("tokenseal accepted\x00"))
+	h.Write(signed[:])
 	h.Write(trailer)
 	return [32]byte(h.Sum(nil))
 }

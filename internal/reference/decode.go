@@ -47,6 +47,7 @@ type Sender struct {
 
 // Header is a parsed binary header.
 type Header struct {
+	Version   byte   // 1 or 2
 	MACInput  []byte // magic || version || u24-prefixed body
 	MAC       []byte
 	ChunkLog2 byte
@@ -80,8 +81,9 @@ func Parse(b []byte) (*Header, []byte, error) {
 	if len(b) < p+1 {
 		return nil, nil, errors.New("reference: truncated before version")
 	}
-	if b[p] != Version {
-		return nil, nil, fmt.Errorf("reference: unknown envelope version %d", b[p])
+	version := b[p]
+	if version != Version1 && version != Version2 {
+		return nil, nil, fmt.Errorf("reference: unknown envelope version %d", version)
 	}
 	p++
 	if len(b) < p+3 {
@@ -95,7 +97,7 @@ func Parse(b []byte) (*Header, []byte, error) {
 	if len(b) < p+bodyLen+MACSize {
 		return nil, nil, errors.New("reference: truncated header")
 	}
-	h := &Header{MACInput: b[:p+bodyLen], MAC: b[p+bodyLen : p+bodyLen+MACSize]}
+	h := &Header{Version: version, MACInput: b[:p+bodyLen], MAC: b[p+bodyLen : p+bodyLen+MACSize]}
 	if err := h.parseBody(b[p:p+bodyLen], p); err != nil {
 		return nil, nil, err
 	}
@@ -465,9 +467,13 @@ func checkMAC(h *Header, fk []byte) ([]byte, error) {
 	return kp, nil
 }
 
-// VerifySignature checks the trailer (section 6).
+// VerifySignature checks the trailer (section 6) of an envelope whose
+// payload was framed and authenticated already.
 func VerifySignature(pub crypto.PublicKey, snd *Sender, header, payload, sig []byte) error {
-	d := SignedDigest(header, payload)
+	d, err := SignedDigest(header, payload)
+	if err != nil {
+		return err
+	}
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		if snd.Alg != SigECDSA || k.Curve != elliptic.P256() || len(sig) != 64 {
@@ -493,11 +499,58 @@ func VerifySignature(pub crypto.PublicKey, snd *Sender, header, payload, sig []b
 	return errors.New("reference: unsupported sender key")
 }
 
-// SignedDigest is the digest the sender signs (section 6).
-func SignedDigest(header, payload []byte) []byte {
+// SignedDigest is the digest d the sender signs (section 6), by the
+// version byte of header: 6.1 for version 1, 6.2 for version 2.
+func SignedDigest(header, payload []byte) ([]byte, error) {
+	if len(header) <= len(Magic) {
+		return nil, errors.New("reference: no version byte")
+	}
+	switch header[len(Magic)] {
+	case Version1:
+		return DigestV1(header, payload), nil
+	case Version2:
+		chunks, err := Chunks(payload)
+		if err != nil {
+			return nil, err
+		}
+		return DigestV2(header, chunks), nil
+	}
+	return nil, fmt.Errorf("reference: unknown envelope version %d", header[len(Magic)])
+}
+
+// DigestV1 is d of section 6.1.
+func DigestV1(header, payload []byte) []byte {
 	hh, ph := sha256.Sum256(header), sha256.Sum256(payload)
 	m := append([]byte(SigContext), hh[:]...)
 	d := sha256.Sum256(append(m, ph[:]...))
+	return d[:]
+}
+
+// ChunkDigest is chunk_digest_i of section 6.2 for chunk i, the chunk
+// as sent (ciphertext and tag).
+func ChunkDigest(i uint64, last bool, chunk []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(ChunkLabel))
+	h.Write(Nonce(i, last))
+	h.Write(chunk)
+	return h.Sum(nil)
+}
+
+// DigestV2 is d of section 6.2 for the payload's chunks, as Chunks cuts
+// them; the last one is flagged.
+func DigestV2(header []byte, chunks [][]byte) []byte {
+	list := sha256.New()
+	for i, c := range chunks {
+		list.Write(ChunkDigest(uint64(i), i == len(chunks)-1, c))
+	}
+	hh := sha256.Sum256(header)
+	m := append([]byte(SigContext2), hh[:]...)
+	m = binary.BigEndian.AppendUint64(m, uint64(len(chunks)))
+	m = list.Sum(m)
+	if len(m) != 95 {
+		panic("reference: M of section 6.2 is not 95 bytes")
+	}
+	d := sha256.Sum256(m)
 	return d[:]
 }
 

@@ -229,11 +229,20 @@ const (
 	SigPSSSalt64  // RSA-PSS with a 64-byte salt
 )
 
-// Sign signs header and payload (section 6). ECDSA signatures are the
-// deterministic ones of RFC 6979 in low-S form; RSA-PSS salts come from
-// rnd.
+// Sign signs header and payload (section 6, by the header's version).
+// ECDSA signatures are the deterministic ones of RFC 6979 in low-S form;
+// RSA-PSS salts come from rnd.
 func Sign(rnd io.Reader, signer crypto.Signer, header, payload []byte, variant int) []byte {
-	d := SignedDigest(header, payload)
+	d, err := SignedDigest(header, payload)
+	if err != nil {
+		panic(err)
+	}
+	return SignDigest(rnd, signer, d, variant)
+}
+
+// SignDigest signs the digest d (section 6), to craft signatures over
+// digests computed some other way.
+func SignDigest(rnd io.Reader, signer crypto.Signer, d []byte, variant int) []byte {
 	switch k := signer.(type) {
 	case *ecdsa.PrivateKey:
 		return signECDSA(k, d, variant)

@@ -109,31 +109,41 @@ func EncryptPayload(kPayload, pt []byte) []byte {
 	return out
 }
 
-// DecryptPayload decrypts a whole payload (section 5), refusing a final
-// chunk shorter than a tag and an empty final chunk that is not chunk 0.
+// Chunks cuts a payload into its chunks (section 5): while more than
+// 65552 bytes remain, the next 65552 are a non-final chunk; what remains
+// then is the final chunk. It refuses a final chunk shorter than a tag
+// and an empty final chunk that is not chunk 0.
+func Chunks(payload []byte) ([][]byte, error) {
+	var chunks [][]byte
+	for len(payload) > ChunkWire {
+		chunks = append(chunks, payload[:ChunkWire])
+		payload = payload[ChunkWire:]
+	}
+	i := len(chunks)
+	if len(payload) < TagSize {
+		return nil, fmt.Errorf("reference: final chunk %d is %d bytes, shorter than a tag", i, len(payload))
+	}
+	if len(payload) == TagSize && i > 0 {
+		return nil, fmt.Errorf("reference: empty final chunk %d is not chunk 0", i)
+	}
+	return append(chunks, payload), nil
+}
+
+// DecryptPayload decrypts a whole payload (section 5), framed by Chunks.
 func DecryptPayload(kPayload, payload []byte) ([]byte, error) {
+	chunks, err := Chunks(payload)
+	if err != nil {
+		return nil, err
+	}
 	aead := GCM(kPayload)
 	out := []byte{}
-	for i := uint64(0); ; i++ {
-		last := len(payload) <= ChunkWire
-		chunk := payload
-		if !last {
-			chunk = payload[:ChunkWire]
-		}
-		if last && len(chunk) < TagSize {
-			return nil, fmt.Errorf("reference: final chunk %d is %d bytes, shorter than a tag", i, len(chunk))
-		}
-		if last && len(chunk) == TagSize && i > 0 {
-			return nil, fmt.Errorf("reference: empty final chunk %d is not chunk 0", i)
-		}
-		pt, err := aead.Open(nil, Nonce(i, last), chunk, nil)
+	for i, c := range chunks {
+		last := i == len(chunks)-1
+		pt, err := aead.Open(nil, Nonce(uint64(i), last), c, nil)
 		if err != nil {
 			return nil, fmt.Errorf("reference: chunk %d (last=%v) failed to authenticate", i, last)
 		}
 		out = append(out, pt...)
-		if last {
-			return out, nil
-		}
-		payload = payload[ChunkWire:]
 	}
+	return out, nil
 }

@@ -13,7 +13,9 @@ package reference
 // Constants of FORMAT.md.
 const (
 	Magic     = "tokenseal"
-	Version   = 0x01
+	Version1  = 0x01     // section 6.1's signature
+	Version2  = 0x02     // section 6.2's signature
+	Version   = Version2 // what writers write (section 9)
 	ChunkLog2 = 16
 	ChunkSize = 1 << ChunkLog2 // 65536
 	TagSize   = 16
@@ -50,5 +52,7 @@ const (
 	InfoPayload = "tokenseal/v1 payload"
 	LabelP256   = "tokenseal/v1 ECDH-P256"
 	LabelP384   = "tokenseal/v1 ECDH-P384"
-	SigContext  = "tokenseal/v1 signature\x00"
+	SigContext  = "tokenseal/v1 signature\x00" // section 6.1
+	SigContext2 = "tokenseal/v2 signature\x00" // section 6.2
+	ChunkLabel  = "tokenseal/v2 chunk\x00"     // section 6.2
 )

@@ -16,12 +16,18 @@ import (
 // Magic opens every binary envelope; the version byte follows it.
 const Magic = "tokenseal"
 
-// Version is the only envelope version this package reads and writes.
-const Version = 1
+// Envelope versions (FORMAT.md section 9). They differ only in what the
+// sender's signature covers; this package reads and writes both, and
+// writers write Version.
+const (
+	Version1 = 1
+	Version2 = 2
+	Version  = Version2
+)
 
-// ChunkLog2 is the base-2 logarithm of the payload chunk size. Version 1
-// fixes it at 16 (64 KiB); the field exists so inspect can show it and a
-// later version can change it.
+// ChunkLog2 is the base-2 logarithm of the payload chunk size. Versions 1
+// and 2 fix it at 16 (64 KiB); the field exists so inspect can show it
+// and a later version can change it.
 const ChunkLog2 = 16
 
 // Limits, checked before anything is allocated.
@@ -80,6 +86,8 @@ func perr(format string, args ...any) error {
 // ErrUnknownVersion is wrapped by the ParseError for an envelope whose
 // version byte this package does not implement.
 var ErrUnknownVersion = errors.New("unknown envelope version")
+
+func knownVersion(v uint8) bool { return v == Version1 || v == Version2 }
 
 func unknownVersion(v uint8) error {
 	return &ParseError{What: fmt.Sprintf("%v %d", ErrUnknownVersion, v), Err: ErrUnknownVersion}
@@ -165,6 +173,7 @@ type Extension struct {
 
 // Header is a parsed envelope header.
 type Header struct {
+	Version   uint8 // Version1 or Version2
 	ChunkLog2 uint8
 	Salt      [SaltLen]byte
 	Stanzas   []*Stanza
@@ -204,6 +213,9 @@ func (h *Header) MarshalWithoutMAC() ([]byte, error) {
 			b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(e.Value) })
 		}
 	})
+	if !knownVersion(h.Version) {
+		return nil, fmt.Errorf("encoding header: unknown version %d", h.Version)
+	}
 	bb, err := body.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("encoding header: %w", err)
@@ -213,7 +225,7 @@ func (h *Header) MarshalWithoutMAC() ([]byte, error) {
 	}
 	out := make([]byte, 0, prefixLen+len(bb)+MACLen)
 	out = append(out, Magic...)
-	out = append(out, Version, byte(len(bb)>>16), byte(len(bb)>>8), byte(len(bb)))
+	out = append(out, h.Version, byte(len(bb)>>16), byte(len(bb)>>8), byte(len(bb)))
 	return append(out, bb...), nil
 }
 
@@ -267,7 +279,7 @@ func ReadHeader(r io.Reader) (*Header, []byte, error) {
 	if string(prefix[:len(Magic)]) != Magic {
 		return nil, nil, perr("not a tokenseal envelope")
 	}
-	if v := prefix[len(Magic)]; v != Version {
+	if v := prefix[len(Magic)]; !knownVersion(v) {
 		return nil, nil, unknownVersion(v)
 	}
 	n := int(prefix[len(Magic)+1])<<16 | int(prefix[len(Magic)+2])<<8 | int(prefix[len(Magic)+3])
@@ -301,7 +313,7 @@ func ParseHeader(raw []byte) (*Header, error) {
 	if !s.ReadUint8(&version) {
 		return nil, perr("header truncated")
 	}
-	if version != Version {
+	if !knownVersion(version) {
 		return nil, unknownVersion(version)
 	}
 	if !s.ReadUint24LengthPrefixed(&body) {
@@ -310,7 +322,7 @@ func ParseHeader(raw []byte) (*Header, error) {
 	if len(body) > MaxBodyLen {
 		return nil, perr("header too large")
 	}
-	h := &Header{}
+	h := &Header{Version: version}
 	if !s.CopyBytes(h.MAC[:]) {
 		return nil, perr("header truncated")
 	}

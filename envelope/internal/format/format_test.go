@@ -9,7 +9,7 @@ import (
 )
 
 func sampleHeader() *Header {
-	h := &Header{ChunkLog2: ChunkLog2}
+	h := &Header{Version: Version, ChunkLog2: ChunkLog2}
 	for i := range h.Salt {
 		h.Salt[i] = byte(i)
 	}
@@ -45,6 +45,30 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// Versions 1 and 2 both parse and re-encode as they were; Marshal
+// refuses any other.
+func TestVersions(t *testing.T) {
+	for _, v := range []uint8{Version1, Version2} {
+		h := sampleHeader()
+		h.Version = v
+		raw, err := h.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseHeader(raw)
+		if err != nil || got.Version != v || raw[len(Magic)] != v {
+			t.Fatalf("version %d: %v, parsed as %d", v, err, got.Version)
+		}
+	}
+	for _, v := range []uint8{0, 3} {
+		h := sampleHeader()
+		h.Version = v
+		if _, err := h.Marshal(); err == nil {
+			t.Errorf("version %d marshalled", v)
+		}
+	}
+}
+
 func TestRefusals(t *testing.T) {
 	mk := func(f func(h *Header)) []byte {
 		h := sampleHeader()
@@ -58,7 +82,8 @@ func TestRefusals(t *testing.T) {
 	good := mk(func(*Header) {})
 	cases := map[string][]byte{
 		"bad magic":          append([]byte("tokenseaL"), good[9:]...),
-		"version 2":          append(append([]byte(Magic), 2), good[10:]...),
+		"version 3":          append(append([]byte(Magic), 3), good[10:]...),
+		"version 0":          append(append([]byte(Magic), 0), good[10:]...),
 		"chunk size":         mk(func(h *Header) { h.ChunkLog2 = 17 }),
 		"no stanzas":         mk(func(h *Header) { h.Stanzas = nil }),
 		"critical unknown":   mk(func(h *Header) { h.Unknown = []Extension{{Type: 0x8fff}} }),
@@ -96,9 +121,9 @@ func TestRefusals(t *testing.T) {
 		func(b []byte) error { _, err := ParseHeader(b); return err },
 		func(b []byte) error { _, _, err := ReadHeader(bytes.NewReader(b)); return err },
 	} {
-		err := read(cases["version 2"])
+		err := read(cases["version 3"])
 		var pe *ParseError
-		if !errors.Is(err, ErrUnknownVersion) || !errors.As(err, &pe) || !strings.Contains(err.Error(), "unknown envelope version 2") {
+		if !errors.Is(err, ErrUnknownVersion) || !errors.As(err, &pe) || !strings.Contains(err.Error(), "unknown envelope version 3") {
 			t.Errorf("version error = %v", err)
 		}
 		if err := read(cases["bad magic"]); errors.Is(err, ErrUnknownVersion) {

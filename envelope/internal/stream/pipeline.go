@@ -1,340 +1,179 @@
 package stream
 
 import (
-	"errors"
-	"io"
+	"crypto/cipher"
+	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
-// The pipelined paths: Writer.ReadFrom and Reader.WriteTo overlap reading,
-// the AEAD, hashing and writing in stages joined by bounded channels,
-// with a fixed set of chunk buffers reused in place (no allocation per
-// chunk). They produce exactly what the serial Write and Read paths
-// produce, through the same framing (readChunk) and the same per-chunk
-// steps (seal, open); the tests compare them byte for byte. All
-// goroutines are joined before these methods return.
+// The pipelined paths, Writer.ReadFrom and Reader.WriteTo, share this
+// plumbing: a few workers, each with a job buffer of its own, take turns
+// to read, and take turns in the same order to write. Each worker reads
+// a job (up to chunksPerJob chunks, framed in order under its read
+// turn), seals or opens it and digests its chunks while they are in its
+// core's cache, then writes it when its write turn comes. The turns go
+// round the workers in a ring, so the output is in order, one hand-off
+// passes each turn, and a job's bytes stay on one core from the read to
+// the write. Every goroutine is joined before the pipelined method
+// returns.
+//
+// Measured on 2 cores against the design before it (a reader goroutine,
+// the workers and a writer goroutine joined by queues, five jobs in
+// flight): the ring is as fast for signed envelopes, whose SHA-256 keeps
+// both cores busy, and 10-20% slower for anonymous ones, and it needs two
+// job buffers instead of five, which keeps the peak RSS of a 10 GiB run
+// within about 1 MiB of a 1 KiB one.
 
-// inFlight is the number of chunk buffers a pipeline owns.
-const inFlight = 6
+// chunksPerJob is the number of chunks a job holds: 256 KiB, one read
+// and one write call each on the open side, and a few reads and one
+// write on the seal side. Bigger jobs mean fewer system calls and
+// hand-offs per byte; smaller ones, less memory (two chunks were 5-15%
+// slower, eight no faster). A job fits easily in a core's L2 cache.
+const chunksPerJob = 4
 
-// bufPool recycles chunk buffers (EncChunkSize bytes) across pipelines,
-// so that opening many small envelopes in one process does not allocate
-// and clear them each time.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, EncChunkSize); return &b }}
+// jobBufSize holds chunksPerJob sealed chunks and, for a Reader, the
+// look-ahead past them: up to a trailer and one byte.
+const jobBufSize = chunksPerJob*EncChunkSize + MaxTrailer + 1
 
-func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:EncChunkSize] }
+// maxWorkers bounds the workers: past a few cores the file system, not
+// the AEAD and the digests, is the limit.
+const maxWorkers = 8
 
-func putBuf(b []byte) {
-	if cap(b) < EncChunkSize {
-		return
-	}
-	b = b[:EncChunkSize]
-	bufPool.Put(&b)
-}
+// workerCount is one worker per CPU. Measured on 2 cores (1 GiB, page
+// cache): a third worker made every case slower (more hand-offs for no
+// more CPU), and each worker's buffer shows in the peak RSS.
+func workerCount() int { return min(runtime.GOMAXPROCS(0), maxWorkers) }
 
-// job is one chunk on its way through a pipeline.
+// job is up to chunksPerJob chunks on their way through a pipeline.
+// Chunk i sits at buf[i*EncChunkSize:], lens[i] bytes long (ciphertext
+// and tag on the wire side); out is what the Reader's sink writes.
 type job struct {
-	buf []byte // plaintext in, ciphertext out (or the reverse); cap EncChunkSize
-	n   nonce  // the chunk's nonce: its index and last flag
-	err error
+	buf     []byte // jobBufSize
+	k       int    // chunks in the job
+	lens    [chunksPerJob]int
+	nonces  [chunksPerJob]nonce
+	digests [chunksPerJob][32]byte
+	out     []byte
+	err     error // stops the job before its worker processes it, or set by the worker
+	ferr    error // the source's framing error, reported after the job's chunks
 }
 
-// pipeline is the plumbing both paths share: the free buffers, a stop
-// signal, and the stage goroutines.
-type pipeline struct {
-	free chan []byte
-	stop chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
+func (j *job) reset() {
+	j.k, j.out, j.err, j.ferr = 0, nil, nil, nil
 }
 
-// newPipeline makes a pipeline whose inFlight free buffers have length
-// n (0 to be filled by appending, EncChunkSize to be read into).
-func newPipeline(n int) *pipeline {
-	p := &pipeline{free: make(chan []byte, inFlight), stop: make(chan struct{})}
-	for range inFlight {
-		p.free <- getBuf()[:n]
-	}
-	return p
+// final reports whether the job holds the payload's last chunk.
+func (j *job) final() bool { return j.k > 0 && j.nonces[j.k-1].last() }
+
+// chunk returns chunk i as the job holds it.
+func (j *job) chunk(i int) []byte {
+	return j.buf[i*EncChunkSize : i*EncChunkSize+j.lens[i]]
 }
 
-// get returns a free buffer, or nil once the pipeline is halted.
-func (p *pipeline) get() []byte {
+// freeJobs recycles jobs and their buffers across pipelines and serial
+// readers, so that opening many small envelopes in one process, or one
+// envelope twice (a spooled one), does not allocate and clear a buffer
+// each time. Unlike a sync.Pool it survives garbage collections: a new
+// buffer for every pass would add to the peak RSS what the old one still
+// holds. It keeps at most one job per worker and one more.
+var freeJobs = make(chan *job, maxWorkers+1)
+
+func getJob() *job {
 	select {
-	case b := <-p.free:
-		return b
-	case <-p.stop:
-		return nil
+	case j := <-freeJobs:
+		j.reset()
+		return j
+	default:
+		return &job{buf: make([]byte, jobBufSize)}
 	}
 }
 
-// halt tells the source to stop; the stages drain what is in flight.
-func (p *pipeline) halt() { p.once.Do(func() { close(p.stop) }) }
-
-// source runs next in a goroutine of its own until next reports done,
-// sending every job it makes on.
-func (p *pipeline) source(next func() (j *job, done bool)) <-chan *job {
-	out := make(chan *job, inFlight)
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		defer close(out)
-		for {
-			j, done := next()
-			if j != nil {
-				out <- j
-			}
-			if done {
-				return
-			}
-		}
-	}()
-	return out
-}
-
-// stage runs f on every job from in, in order, in a goroutine of its
-// own, and passes the jobs on.
-func (p *pipeline) stage(in <-chan *job, f func(*job)) <-chan *job {
-	out := make(chan *job, inFlight)
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		defer close(out)
-		for j := range in {
-			f(j)
-			out <- j
-		}
-	}()
-	return out
-}
-
-// sink is a last stage: it runs f on every job from in, in order.
-func (p *pipeline) sink(in <-chan *job, f func(*job)) {
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for j := range in {
-			f(j)
-		}
-	}()
-}
-
-// close waits for every stage and returns the free buffers to the pool.
-func (p *pipeline) close() {
-	p.wg.Wait()
-	for {
-		select {
-		case b := <-p.free:
-			putBuf(b)
-		default:
-			return
-		}
+func putJob(j *job) {
+	j.reset()
+	select {
+	case freeJobs <- j:
+	default:
 	}
 }
 
-// ReadFrom encrypts everything src yields until io.EOF. It keeps the last
-// chunk buffered, as Write does, for Close (or later writes) to complete.
-func (w *Writer) ReadFrom(src io.Reader) (int64, error) {
-	if w.err != nil {
-		return 0, w.err
-	}
-	p := newPipeline(0)
-	toSeal := make(chan *job, inFlight)
-	sealed := p.stage(toSeal, func(j *job) { j.buf = w.seal(j.buf[:0], j.buf, j.n) })
-	var werr error
-	written := p.stage(sealed, func(j *job) {
-		if werr == nil {
-			if _, err := w.dst.Write(j.buf); err != nil {
-				werr = err
-				p.halt()
-			}
-		}
-	})
-	// SHA-256 is the slowest step of a signed envelope, so it gets a
-	// stage of its own, overlapping the read, the AEAD and the write.
-	p.sink(written, func(j *job) {
-		if w.Hash != nil {
-			w.Hash.Write(j.buf)
-		}
-		p.free <- j.buf[:0]
-	})
-	total, rerr := w.fill(src, p, toSeal)
-	close(toSeal)
-	p.close()
-	// w.buf must keep a full-size backing array for later writes.
-	if cap(w.buf) < ChunkSize {
-		b := make([]byte, len(w.buf), EncChunkSize)
-		copy(b, w.buf)
-		w.buf = b
-	}
-	if werr != nil {
-		rerr = werr
-	}
-	w.err = rerr
-	return total, rerr
+// worker is a pipeline worker's own AEAD and chunk hasher: nothing is
+// shared between workers.
+type worker struct {
+	a cipher.AEAD
+	h *chunkHasher
 }
 
-// fill is ReadFrom's first stage: it reads src into chunks, and sends a
-// full chunk on to be sealed only once more data has arrived, so the last
-// chunk stays in w.buf, as Write leaves it. It stops at io.EOF, at a read
-// error, or when the pipeline halts.
-func (w *Writer) fill(src io.Reader, p *pipeline, toSeal chan<- *job) (int64, error) {
-	var total int64
-	for {
-		if len(w.buf) < ChunkSize {
-			n, err := io.ReadFull(src, w.buf[len(w.buf):ChunkSize])
-			w.buf = w.buf[:len(w.buf)+n]
-			total += int64(n)
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return total, nil
-			}
-			if err != nil {
-				return total, err
-			}
-			continue
-		}
-		next := p.get()
-		if next == nil {
-			return total, nil // halted: the write error is reported
-		}
-		// Read at least one byte into next before sending w.buf.
-		n, err := io.ReadAtLeast(src, next[:ChunkSize], 1)
-		total += int64(n)
-		if n == 0 {
-			p.free <- next
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				err = nil
-			}
-			return total, err
-		}
-		toSeal <- &job{buf: w.buf, n: w.nonce}
-		if err := w.nonce.inc(); err != nil {
-			return total, err
-		}
-		w.buf = next[:n]
-		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-			return total, err
-		}
-	}
+// stages are what a pipeline does with each job. read runs under the
+// read turn, in stream order: it fills the job and returns false when
+// nothing is left to read after it (the input ended or failed). process
+// runs on the worker's own state (made from key), outside the turns, and
+// is skipped for a job with an error or no chunks. write runs under the
+// write turn, in stream order; an error from it, io.EOF included, stops
+// the pipeline.
+type stages struct {
+	key     []byte // checked already by NewReader or NewWriter
+	read    func(*job) (more bool)
+	process func(*worker, *job)
+	write   func(*job) error
 }
 
-// WriteTo decrypts the rest of the payload to dst. It returns nil when the
-// last chunk authenticated (where Read would return io.EOF), and the
-// Reader's first error otherwise; chunks before a failing one have been
-// written, as Read would have returned them.
-func (r *Reader) WriteTo(dst io.Writer) (int64, error) {
-	total, err := r.writeUnread(dst) // what a previous Read left
-	if err != nil {
-		return total, err
+// run runs the pipeline until read has nothing more or write fails, and
+// returns write's first error (nil when read ran out and every job was
+// written).
+func run(s stages) error {
+	n := workerCount()
+	readTurn := make([]chan struct{}, n)
+	writeTurn := make([]chan struct{}, n)
+	for i := range n {
+		readTurn[i] = make(chan struct{}, 1)
+		writeTurn[i] = make(chan struct{}, 1)
 	}
-	if r.err == nil && r.plain != nil && r.nonce.isZero() {
-		// The first chunk on the serial path: a payload of one chunk
-		// (most small messages) needs no pipeline and no buffers of
-		// its own.
-		if r.err = r.next(); r.err == nil {
-			n, err := r.writeUnread(dst)
-			total += n
-			if err != nil {
-				return total, err
-			}
-		}
-	}
-	if r.err == nil && r.plain == nil { // the last chunk was read
-		r.err = io.EOF
-	}
-	if r.err != nil {
-		if r.err == io.EOF {
-			return total, nil
-		}
-		return total, r.err
-	}
-	n, err := r.pipelined(dst)
-	return total + n, err
-}
-
-// writeUnread writes what Read or the serial first chunk left in r.unread.
-func (r *Reader) writeUnread(dst io.Writer) (int64, error) {
-	var total int64
-	for len(r.unread) > 0 {
-		n, err := dst.Write(r.unread)
-		total += int64(n)
-		r.unread = r.unread[n:]
-		if err != nil {
-			return total, err
-		}
-	}
-	return total, nil
-}
-
-// pipelined decrypts the chunks left to dst: read, hash, open, write.
-func (r *Reader) pipelined(dst io.Writer) (int64, error) {
-	p := newPipeline(EncChunkSize)
-	raw := p.source(func() (*job, bool) {
-		buf := p.get()
-		if buf == nil {
-			return nil, true
-		}
-		ct, n, err := r.readChunk()
-		j := &job{buf: append(buf[:0], ct...), n: n, err: err}
-		return j, err != nil || n.last()
-	})
-	// Hash the ciphertext before it is decrypted in place. SHA-256 is
-	// the slowest step of a signed envelope, so it gets a stage of its
-	// own. A chunk that fails later has been hashed too; by then the
-	// envelope is refused anyway.
-	hashed := p.stage(raw, func(j *job) {
-		if j.err == nil && r.Hash != nil {
-			r.Hash.Write(j.buf)
-		}
-	})
-	failed := false
-	opened := p.stage(hashed, func(j *job) {
-		if j.err == nil && !failed {
-			out, err := r.open(j.buf[:0], j.buf, j.n)
-			if err != nil {
-				j.err = err
-			} else {
-				j.buf = out
-			}
-		}
-		failed = failed || j.err != nil
-	})
-	total, err := writeJobs(dst, p, opened)
-	p.close()
-	r.err, r.plain = err, nil
-	if err == io.EOF {
-		return total, nil
-	}
-	if err == nil {
-		err = errors.New("stream: payload ended without a last chunk")
-		r.err = err
-	}
-	return total, err
-}
-
-// writeJobs is WriteTo's last stage: it writes the opened chunks in
-// order until the last (io.EOF) or the first error, and recycles every
-// buffer.
-func writeJobs(dst io.Writer, p *pipeline, opened <-chan *job) (int64, error) {
-	var total int64
-	var err error
-	for j := range opened {
-		if err == nil {
-			if j.err != nil {
-				err = j.err
-				p.halt()
-			} else {
-				n, werr := dst.Write(j.buf)
-				total += int64(n)
-				if werr != nil {
-					err = werr
-					p.halt()
-				} else if j.n.last() {
-					err = io.EOF
+	readTurn[0] <- struct{}{}
+	writeTurn[0] <- struct{}{}
+	var (
+		ended  bool        // under the read turn: nothing more to read
+		halted atomic.Bool // a write failed or ended the stream
+		first  error       // under the write turn
+		wg     sync.WaitGroup
+	)
+	for i := range n {
+		next := (i + 1) % n
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, _ := newAEAD(s.key)
+			w := &worker{a: a, h: newChunkHasher()}
+			j := getJob()
+			defer putJob(j)
+			for {
+				<-readTurn[i]
+				if ended || halted.Load() {
+					ended = true
+					readTurn[next] <- struct{}{}
+					return
+				}
+				j.reset()
+				more := s.read(j)
+				ended = !more
+				readTurn[next] <- struct{}{}
+				if j.err == nil && j.k > 0 {
+					s.process(w, j)
+				}
+				<-writeTurn[i]
+				if !halted.Load() {
+					if err := s.write(j); err != nil {
+						first = err
+						halted.Store(true)
+					}
+				}
+				writeTurn[next] <- struct{}{}
+				if !more {
+					return
 				}
 			}
-		}
-		p.free <- j.buf[:cap(j.buf)]
+		}()
 	}
-	return total, err
+	wg.Wait()
+	return first
 }

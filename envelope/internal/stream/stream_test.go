@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
@@ -31,13 +32,41 @@ func sealSerial(t testing.TB, plain []byte) []byte {
 // onlyWriter hides ReadFrom so io.Copy paths are explicit.
 type onlyWriter struct{ io.Writer }
 
+// specDigests computes count and chunks_digest of FORMAT.md section 6.2
+// from a whole payload, independently of Digests: cut it as section 5
+// says, hash each chunk with its nonce, hash the list.
+func specDigests(payload []byte) (uint64, [32]byte) {
+	var list []byte
+	var i uint64
+	for {
+		last := len(payload) <= EncChunkSize
+		c := payload
+		if !last {
+			c = payload[:EncChunkSize]
+		}
+		n := make([]byte, 12)
+		binary.BigEndian.PutUint64(n[3:11], i)
+		if last {
+			n[11] = 1
+		}
+		d := sha256.Sum256(append(append([]byte("tokenseal/v2 chunk\x00"), n...), c...))
+		list = append(list, d[:]...)
+		i++
+		if last {
+			return i, sha256.Sum256(list)
+		}
+		payload = payload[EncChunkSize:]
+	}
+}
+
 // The pipelined paths give the bytes of the serial ones, whatever the
-// read sizes of the source, and hash the same ciphertext.
+// read sizes of the source, and the chunk digests of the spec.
 func TestPipelineMatchesSerial(t *testing.T) {
 	for _, n := range sizes {
 		plain := make([]byte, n)
 		rand.Read(plain)
 		want := sealSerial(t, plain)
+		wantCount, wantList := specDigests(want)
 		for name, src := range map[string]func() io.Reader{
 			"whole":   func() io.Reader { return bytes.NewReader(plain) },
 			"onebyte": func() io.Reader { return iotest.OneByteReader(bytes.NewReader(plain)) },
@@ -48,13 +77,11 @@ func TestPipelineMatchesSerial(t *testing.T) {
 			}
 			var buf bytes.Buffer
 			w, _ := NewWriter(key, &buf)
-			h := sha256.New()
-			w.Hash = h
+			w.Digests = NewDigests()
 			w.Write(plain[:min(n, 10)]) // serial first, then pipelined
 			if _, err := w.ReadFrom(src()); err != nil {
 				t.Fatal(err)
 			}
-
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -65,43 +92,99 @@ func TestPipelineMatchesSerial(t *testing.T) {
 			if !bytes.Equal(got, ref) {
 				t.Fatalf("n=%d %s: pipelined seal differs from serial", n, name)
 			}
-			if sum := sha256.Sum256(got); !bytes.Equal(h.Sum(nil), sum[:]) {
-				t.Fatalf("n=%d %s: hash of ciphertext differs", n, name)
+			c, l := specDigests(got)
+			if gc, gl := w.Digests.Sum(); gc != c || gl != l {
+				t.Fatalf("n=%d %s: chunk digests differ from the spec's", n, name)
 			}
 		}
 		// ReadFrom alone.
 		var buf bytes.Buffer
 		w, _ := NewWriter(key, &buf)
+		w.Digests = NewDigests()
 		w.ReadFrom(bytes.NewReader(plain))
 		w.Close()
 		if !bytes.Equal(buf.Bytes(), want) {
 			t.Fatalf("n=%d: ReadFrom differs from Write", n)
 		}
-		// WriteTo, after a partial Read, gives the plaintext; the hash
-		// covers the ciphertext.
-		for _, pre := range []int{0, 5, ChunkSize + 3} {
-			r, _ := NewReader(key, iotest.HalfReader(bytes.NewReader(want)))
-			h := sha256.New()
-			r.Hash = h
-			head := make([]byte, min(pre, n))
-			if _, err := io.ReadFull(r, head); err != nil {
-				t.Fatal(err)
+		if gc, gl := w.Digests.Sum(); gc != wantCount || gl != wantList {
+			t.Fatalf("n=%d: ReadFrom's chunk digests differ from the spec's", n)
+		}
+		checkOpen(t, plain, want)
+	}
+}
+
+// checkOpen opens want, the sealed plain, with WriteTo after a partial
+// Read and with Read alone: the plaintext comes out, the hash and the
+// tee see the ciphertext, the digests are the spec's, and the trailer
+// after the payload is held back.
+func checkOpen(t *testing.T, plain, want []byte) {
+	t.Helper()
+	n := len(plain)
+	wantCount, wantList := specDigests(want)
+	trailer := []byte("a trailer of 24 bytes...")
+	for _, pre := range []int{0, 5, ChunkSize + 3} {
+		r, _ := NewReader(key, iotest.HalfReader(bytes.NewReader(append(bytes.Clone(want), trailer...))), len(trailer))
+		h := sha256.New()
+		r.Hash, r.Digests = h, NewDigests()
+		var tee bytes.Buffer
+		r.Tee = &tee
+		head := make([]byte, min(pre, n))
+		if _, err := io.ReadFull(r, head); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		out.Write(head)
+		if _, err := r.WriteTo(&out); err != nil {
+			t.Fatalf("n=%d pre=%d: %v", n, pre, err)
+		}
+		if !bytes.Equal(out.Bytes(), plain) {
+			t.Fatalf("n=%d pre=%d: WriteTo plaintext differs", n, pre)
+		}
+		if sum := sha256.Sum256(want); !bytes.Equal(h.Sum(nil), sum[:]) || !bytes.Equal(tee.Bytes(), want) {
+			t.Fatalf("n=%d pre=%d: hash or tee differs", n, pre)
+		}
+		if gc, gl := r.Digests.Sum(); gc != wantCount || gl != wantList {
+			t.Fatalf("n=%d pre=%d: chunk digests differ from the spec's", n, pre)
+		}
+		if !bytes.Equal(r.Trailer(), trailer) {
+			t.Fatalf("n=%d pre=%d: trailer %q", n, pre, r.Trailer())
+		}
+		if m, err := r.Read(make([]byte, 1)); m != 0 || err != io.EOF {
+			t.Fatalf("Read after WriteTo: %d %v", m, err)
+		}
+	}
+	r, _ := NewReader(key, bytes.NewReader(append(bytes.Clone(want), trailer...)), len(trailer))
+	r.Digests = NewDigests()
+	got, err := io.ReadAll(iotest.OneByteReader(r))
+	if err != nil || !bytes.Equal(got, plain) || !bytes.Equal(r.Trailer(), trailer) {
+		t.Fatalf("n=%d: Read: %v", n, err)
+	}
+	if gc, gl := r.Digests.Sum(); gc != wantCount || gl != wantList {
+		t.Fatalf("n=%d: Read's chunk digests differ from the spec's", n)
+	}
+}
+
+// A trailer that is cut short, and a payload that ends where the trailer
+// should start, are refused.
+func TestTrailer(t *testing.T) {
+	env := sealSerial(t, make([]byte, 2*ChunkSize+5))
+	for _, writeTo := range []bool{false, true} {
+		for cut, want := range map[int]error{len(env) + 63: ErrAuth, 10: ErrTrailerTruncated, 70: ErrTruncated} {
+			b := append(bytes.Clone(env), make([]byte, 64)...)[:cut]
+			r, _ := NewReader(key, bytes.NewReader(b), 64)
+			var err error
+			if writeTo {
+				_, err = r.WriteTo(io.Discard)
+			} else {
+				_, err = io.ReadAll(r)
 			}
-			var out bytes.Buffer
-			out.Write(head)
-			if _, err := r.WriteTo(&out); err != nil {
-				t.Fatalf("n=%d pre=%d: %v", n, pre, err)
-			}
-			if !bytes.Equal(out.Bytes(), plain) {
-				t.Fatalf("n=%d pre=%d: WriteTo plaintext differs", n, pre)
-			}
-			if sum := sha256.Sum256(want); !bytes.Equal(h.Sum(nil), sum[:]) {
-				t.Fatalf("n=%d pre=%d: hash differs", n, pre)
-			}
-			if m, err := r.Read(make([]byte, 1)); m != 0 || err != io.EOF {
-				t.Fatalf("Read after WriteTo: %d %v", m, err)
+			if !errors.Is(err, want) || r.Trailer() != nil {
+				t.Errorf("cut at %d, WriteTo %v: err = %v, want %v", cut, writeTo, err, want)
 			}
 		}
+	}
+	if _, err := NewReader(key, bytes.NewReader(nil), MaxTrailer+1); err == nil {
+		t.Error("a trailer longer than MaxTrailer was accepted")
 	}
 }
 
@@ -114,7 +197,7 @@ func TestPipelineFailures(t *testing.T) {
 	for _, bad := range []int{0, 3, 7, 8} {
 		b := bytes.Clone(env)
 		b[bad*EncChunkSize+5] ^= 1
-		r, _ := NewReader(key, bytes.NewReader(b))
+		r, _ := NewReader(key, bytes.NewReader(b), 0)
 		var out bytes.Buffer
 		_, err := r.WriteTo(&out)
 		if !errors.Is(err, ErrAuth) {
@@ -128,14 +211,14 @@ func TestPipelineFailures(t *testing.T) {
 		}
 	}
 	for _, cut := range []int{0, 10, EncChunkSize, EncChunkSize + 1, 3 * EncChunkSize, len(env) - 1} {
-		r, _ := NewReader(key, bytes.NewReader(env[:cut]))
+		r, _ := NewReader(key, bytes.NewReader(env[:cut]), 0)
 		_, err := r.WriteTo(io.Discard)
 		if err == nil {
 			t.Fatalf("truncation at %d accepted", cut)
 		}
 	}
 	// Appended data.
-	r, _ := NewReader(key, bytes.NewReader(append(bytes.Clone(env), 0)))
+	r, _ := NewReader(key, bytes.NewReader(append(bytes.Clone(env), 0)), 0)
 	if _, err := r.WriteTo(io.Discard); !errors.Is(err, ErrAuth) {
 		t.Fatalf("appended byte: %v", err)
 	}
@@ -179,7 +262,7 @@ func TestPipelineIOErrors(t *testing.T) {
 		if err := w.Close(); err == nil {
 			t.Fatal("Close after failure succeeded")
 		}
-		r, _ := NewReader(key, bytes.NewReader(env))
+		r, _ := NewReader(key, bytes.NewReader(env), 0)
 		if _, err := r.WriteTo(&failWriter{limit: limit}); err == nil || err.Error() != "disk full" {
 			t.Fatalf("open write limit %d: %v", limit, err)
 		}
@@ -189,37 +272,55 @@ func TestPipelineIOErrors(t *testing.T) {
 		if _, err := w.ReadFrom(&failReader{bytes.NewReader(plain), limit}); err == nil {
 			t.Fatalf("seal read limit %d: no error", limit)
 		}
-		r, _ := NewReader(key, &failReader{bytes.NewReader(env), limit})
+		r, _ := NewReader(key, &failReader{bytes.NewReader(env), limit}, 0)
 		if _, err := r.WriteTo(io.Discard); err == nil {
 			t.Fatalf("open read limit %d: no error", limit)
 		}
 	}
 }
 
+// BenchmarkPipeline measures both paths of seal and open, anonymous
+// and with the chunk digests of a signed envelope (FORMAT.md 6.2), to
+// and from memory: the cost of the AEAD and of the digests spread over
+// the workers, without the file system's.
 func BenchmarkPipeline(b *testing.B) {
 	plain := make([]byte, 64<<20)
 	env := sealSerial(b, plain)
 	for _, mode := range []string{"seal-serial", "seal-pipelined", "open-serial", "open-pipelined"} {
-		b.Run(mode, func(b *testing.B) {
-			b.SetBytes(int64(len(plain)))
-			for i := 0; i < b.N; i++ {
-				switch mode {
-				case "seal-serial":
-					w, _ := NewWriter(key, io.Discard)
-					w.Write(plain)
-					w.Close()
-				case "seal-pipelined":
-					w, _ := NewWriter(key, io.Discard)
-					w.ReadFrom(bytes.NewReader(plain))
-					w.Close()
-				case "open-serial":
-					r, _ := NewReader(key, bytes.NewReader(env))
-					io.Copy(onlyWriter{io.Discard}, struct{ io.Reader }{r})
-				case "open-pipelined":
-					r, _ := NewReader(key, bytes.NewReader(env))
-					r.WriteTo(io.Discard)
-				}
+		for _, signed := range []bool{false, true} {
+			name := mode + "/anonymous"
+			if signed {
+				name = mode + "/digests"
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				b.SetBytes(int64(len(plain)))
+				for b.Loop() {
+					var d *Digests
+					if signed {
+						d = NewDigests()
+					}
+					switch mode {
+					case "seal-serial":
+						w, _ := NewWriter(key, io.Discard)
+						w.Digests = d
+						w.Write(plain)
+						w.Close()
+					case "seal-pipelined":
+						w, _ := NewWriter(key, io.Discard)
+						w.Digests = d
+						w.ReadFrom(bytes.NewReader(plain))
+						w.Close()
+					case "open-serial":
+						r, _ := NewReader(key, bytes.NewReader(env), 0)
+						r.Digests = d
+						io.Copy(onlyWriter{io.Discard}, struct{ io.Reader }{r})
+					case "open-pipelined":
+						r, _ := NewReader(key, bytes.NewReader(env), 0)
+						r.Digests = d
+						r.WriteTo(io.Discard)
+					}
+				}
+			})
+		}
 	}
 }

@@ -10,7 +10,10 @@
 //
 // It crafts the envelopes with internal/reference, the encoder written
 // from FORMAT.md alone: it does not import the envelope package, so the
-// vectors check the implementation rather than repeat it. Output is deterministic: the
+// vectors check the implementation rather than repeat it. The vectors
+// named v2-* are of format version 2 (v2.go); the others are of version
+// 1, which readers still read, and were written before version 2 existed
+// (running this again gives them byte for byte). Output is deterministic: the
 // keys are the fixed PEM files in envelope/testdata/keys, and every
 // random value (file key, salt, ephemeral keys, OAEP seeds, PSS salts) is
 // drawn from a ChaCha8 stream seeded by the vector's name; the
@@ -143,6 +146,14 @@ type vector struct {
 type gen struct {
 	ks      keys
 	vectors []*vector
+	ver     byte // the version the envelopes are crafted in
+}
+
+// craft starts an envelope of version g.ver (see reference.NewCraft).
+func (g *gen) craft(rnd io.Reader) *reference.Craft {
+	e := reference.NewCraft(rnd)
+	e.Version = g.ver
+	return e
 }
 
 // rng returns the deterministic random stream of a vector.
@@ -191,7 +202,7 @@ func (g *gen) add(v *vector) {
 // change it before sealing.
 func (g *gen) simple(name, key string, pt []byte, mut func(rnd io.Reader, e *reference.Craft)) (*reference.Craft, []byte) {
 	rnd := rng(name)
-	e := reference.NewCraft(rnd)
+	e := g.craft(rnd)
 	e.Stanzas = [][]byte{reference.StanzaFor(rnd, g.pub(key), e.FK)}
 	if mut != nil {
 		mut(rnd, e)
@@ -218,6 +229,24 @@ func (g *gen) bad(name, expect, comment string, ids, senders []string, data []by
 
 func ids(names ...string) []string { return names }
 
+// signed crafts an envelope to recip signed by signer, in the version
+// g.ver, and returns it with its header, payload and trailer; mut may
+// change it before its header is made.
+func (g *gen) signed(name, recip, signer string, pt []byte, variant int, mut func(e *reference.Craft)) (*reference.Craft, []byte, []byte, []byte) {
+	rnd := rng(name)
+	e := g.craft(rnd)
+	e.Stanzas = [][]byte{reference.StanzaFor(rnd, g.pub(recip), e.FK)}
+	e.Exts = [][]byte{senderExt(g.ks.get(signer))}
+	if mut != nil {
+		mut(e)
+	}
+	h := e.Header()
+	p := reference.EncryptPayload(e.PayloadKey(), pt)
+	return e, h, p, reference.Sign(rnd, g.ks.get(signer), h, p, variant)
+}
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
 func (g *gen) all() {
 	short := []byte("The quick brown fox jumps over the lazy dog.\n")
 
@@ -233,7 +262,7 @@ func (g *gen) all() {
 	{
 		name := "rsa-oaep-sha1"
 		rnd := rng(name)
-		e := reference.NewCraft(rnd)
+		e := g.craft(rnd)
 		e.Stanzas = [][]byte{reference.EncStanza(reference.TypeRSA, reference.KeyID(g.rsa("rsa2048-a")), reference.RSABody(rnd, g.rsa("rsa2048-a"), reference.OAEPSHA1, sha1.New(), nil, e.FK))}
 		g.ok(name, "RSA-OAEP stanza with oaep_hash 1 (SHA-1, as SoftHSM2 needs)", ids("rsa2048-a"), nil, short, e.Seal(short), e)
 	}
@@ -269,7 +298,7 @@ func (g *gen) all() {
 	{
 		name := "multi-recipient"
 		rnd := rng(name)
-		e := reference.NewCraft(rnd)
+		e := g.craft(rnd)
 		e.Stanzas = [][]byte{
 			reference.StanzaFor(rnd, g.pub("rsa2048-b"), e.FK),
 			reference.StanzaFor(rnd, g.pub("p256-b"), e.FK),
@@ -293,19 +322,7 @@ func (g *gen) all() {
 	}
 
 	// Signed.
-	signed := func(name, recip, signer string, pt []byte, variant int, mut func(e *reference.Craft)) (*reference.Craft, []byte, []byte, []byte) {
-		rnd := rng(name)
-		e := reference.NewCraft(rnd)
-		e.Stanzas = [][]byte{reference.StanzaFor(rnd, g.pub(recip), e.FK)}
-		e.Exts = [][]byte{senderExt(g.ks.get(signer))}
-		if mut != nil {
-			mut(e)
-		}
-		h := e.Header()
-		p := reference.EncryptPayload(e.PayloadKey(), pt)
-		return e, h, p, reference.Sign(rnd, g.ks.get(signer), h, p, variant)
-	}
-	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	signed := g.signed
 	{
 		e, h, p, s := signed("signed-ecdsa", "p256-a", "p256-sign", short, reference.SigGood, nil)
 		g.ok("signed-ecdsa", "signed with ECDSA P-256, low-S r||s trailer", ids("p256-a"), ids("p256-sign"), short, cat(h, p, s), e)
@@ -363,7 +380,7 @@ func (g *gen) all() {
 	}
 	hdrBad("bad-magic", "magic \"tokenseaL\"", func(_ io.Reader, e *reference.Craft) { e.Magic = "tokenseaL" })
 	hdrBad("version-0", "version 0", func(_ io.Reader, e *reference.Craft) { e.Version = 0 })
-	hdrBad("version-2", "version 2", func(_ io.Reader, e *reference.Craft) { e.Version = 2 })
+	hdrBad("version-3", "version 3", func(_ io.Reader, e *reference.Craft) { e.Version = 3 })
 	hdrBad("chunk-log2-17", "chunk_log2 17", func(_ io.Reader, e *reference.Craft) { e.ChunkLog2 = 17 })
 	hdrBad("zero-stanzas", "no stanzas", func(_ io.Reader, e *reference.Craft) { e.Stanzas = nil })
 	hdrBad("duplicate-stanza", "the same stanza twice", func(_ io.Reader, e *reference.Craft) { e.Stanzas = append(e.Stanzas, e.Stanzas[0]) })
@@ -534,7 +551,7 @@ func (g *gen) all() {
 	{
 		name := "first-matching-stanza-broken"
 		rnd := rng(name)
-		e := reference.NewCraft(rnd)
+		e := g.craft(rnd)
 		broken := reference.StanzaFor(rnd, g.pub("p256-a"), e.FK)
 		broken[len(broken)-1] ^= 1
 		e.Stanzas = [][]byte{broken, reference.StanzaFor(rnd, g.pub("rsa2048-a"), e.FK)}
@@ -552,7 +569,7 @@ func (g *gen) wrapping(pt []byte) {
 	// RSA-OAEP.
 	rsaCase := func(name, comment string, body func(rnd io.Reader, pub *rsa.PublicKey, fk []byte) []byte) {
 		rnd := rng(name)
-		e := reference.NewCraft(rnd)
+		e := g.craft(rnd)
 		pub := g.rsa("rsa2048-a")
 		e.Stanzas = [][]byte{reference.EncStanza(reference.TypeRSA, reference.KeyID(pub), body(rnd, pub, e.FK))}
 		g.bad(name, expUnwrap, comment, ids("rsa2048-a"), nil, e.Seal(pt), e)
@@ -617,7 +634,7 @@ func (g *gen) wrapping(pt []byte) {
 		ecCase := func(what, comment string, body func(rnd io.Reader, fk []byte) []byte) {
 			name := "wrap-" + c.curve + "-" + what
 			rnd := rng(name)
-			e := reference.NewCraft(rnd)
+			e := g.craft(rnd)
 			e.Stanzas = [][]byte{reference.EncStanza(typ, reference.KeyID(pub), body(rnd, e.FK))}
 			g.bad(name, expUnwrap, comment, ids(c.key), nil, e.Seal(pt), e)
 		}
@@ -874,13 +891,16 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	g := &gen{ks: ks}
+	g := &gen{ks: ks, ver: reference.Version1}
 	g.all()
 	g.security()
+	g.ver = reference.Version2
+	g.v2()
 
 	vecs := map[string][]byte{}
 	open, stz, hdr, arm := map[string][]byte{}, map[string][]byte{}, map[string][]byte{}, map[string][]byte{}
 	counts := map[string]int{}
+	hdrN := map[bool]int{} // FuzzHeader seeds of version 2 (true) and 1
 	for _, v := range g.vectors {
 		vecs[v.name+".txt"] = g.file(v)
 		counts[v.expect]++
@@ -892,8 +912,10 @@ func main() {
 				stz[fmt.Sprintf("vec-%s-%d", v.name, i)] = corpusFile(s[0], s[35:])
 			}
 		}
-		if v.header != nil && len(v.header) <= fuzzMax && len(hdr) < 48 {
+		// Up to 48 headers of version 1 and 16 of version 2.
+		if v2 := strings.HasPrefix(v.name, "v2-"); v.header != nil && len(v.header) <= fuzzMax && hdrN[v2] < map[bool]int{false: 48, true: 16}[v2] {
 			hdr["vec-"+v.name] = corpusFile(v.header)
+			hdrN[v2]++
 		}
 		if bytes.HasPrefix(v.data, []byte(reference.ArmorBegin)) && len(v.data) <= fuzzMax {
 			arm["vec-"+v.name] = corpusFile(v.data)

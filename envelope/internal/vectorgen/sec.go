@@ -33,7 +33,7 @@ func (g *gen) previousSender() {
 	good := prevValue(prevID, 0x0102030405060708, 5, vecTime-86400000)
 	signedWith := func(name string, prev []byte) ([]byte, *reference.Craft) {
 		rnd := rng(name)
-		e := reference.NewCraft(rnd)
+		e := g.craft(rnd)
 		e.Stanzas = [][]byte{reference.StanzaFor(rnd, g.pub("p256-a"), e.FK)}
 		e.Exts = [][]byte{reference.EncExt(reference.ExtPrevSender, prev), senderExt(g.ks.get("p256-sign"))}
 		h := e.Header()
@@ -73,14 +73,14 @@ func (g *gen) rsaSizes() {
 	{
 		name := "rsa-2047-then-2048"
 		rnd := rng(name)
-		e := reference.NewCraft(rnd)
+		e := g.craft(rnd)
 		e.Stanzas = [][]byte{reference.StanzaFor(rnd, g.pub("rsa2047-a"), e.FK), reference.StanzaFor(rnd, g.pub("rsa2048-a"), e.FK)}
 		g.ok(name, "a stanza for the reader's 2047-bit key, passed over, then one for its 2048-bit key, which opens",
 			ids("rsa2047-a", "rsa2048-a"), nil, short, e.Seal(short), e)
 	}
 	signed := func(name, signer string, variant int) ([]byte, *reference.Craft) {
 		rnd := rng(name)
-		e := reference.NewCraft(rnd)
+		e := g.craft(rnd)
 		e.Stanzas = [][]byte{reference.StanzaFor(rnd, g.pub("p256-a"), e.FK)}
 		e.Exts = [][]byte{senderExt(g.ks.get(signer))}
 		h := e.Header()
@@ -108,7 +108,7 @@ func (g *gen) rsaSizes() {
 // damage.
 func (g *gen) signedCraft(name string, serial, ts uint64, mut func(*reference.Craft), after func(h, p, sig []byte)) ([]byte, *reference.Craft) {
 	rnd := rng(name)
-	e := reference.NewCraft(rnd)
+	e := g.craft(rnd)
 	e.Stanzas = [][]byte{reference.StanzaFor(rnd, g.pub("p256-a"), e.FK)}
 	e.Exts = [][]byte{reference.SenderExt(g.ks.get("p256-sign"), vecStream, serial, ts)}
 	if mut != nil {

@@ -55,8 +55,8 @@ func testForgetOneStream(t *testing.T, open Opener) {
 func testDigest(t *testing.T, open Opener) {
 	s := must(t, open)
 	key := [32]byte{10}
-	d := state.EnvelopeDigest([32]byte{1}, [32]byte{2}, []byte("signature"))
-	if d == state.EnvelopeDigest([32]byte{1}, [32]byte{2}, []byte("signaturf")) {
+	d := state.EnvelopeDigest([32]byte{1}, []byte("signature"))
+	if d == state.EnvelopeDigest([32]byte{1}, []byte("signaturf")) {
 		t.Fatal("digest ignores the trailer")
 	}
 	at := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
@@ -72,7 +72,7 @@ func testDigest(t *testing.T, open Opener) {
 	if err != nil || !a.SameEnvelope(d) || !a.At.Equal(at) || a.Serial != 7 || a.Stream != 1 || a.KeyID != key {
 		t.Fatalf("record of serial 7: %+v %v", a, err)
 	}
-	if a.SameEnvelope(state.EnvelopeDigest([32]byte{1}, [32]byte{3}, []byte("signature"))) {
+	if a.SameEnvelope(state.EnvelopeDigest([32]byte{3}, []byte("signature"))) {
 		t.Fatal("another envelope with the same serial matches")
 	}
 	if a, err := s.Accepted(ctx, key, 1, 8); err != nil || a.SameEnvelope([32]byte{}) {
@@ -143,7 +143,7 @@ func populate(t *testing.T, s state.Store, name string) *state.Trusted {
 			t.Fatal(err)
 		}
 	}
-	d := state.EnvelopeDigest([32]byte{4}, [32]byte{5}, nil)
+	d := state.EnvelopeDigest([32]byte{4}, nil)
 	for _, n := range []uint64{3, 1, 2000, 1990} {
 		if err := state.Accept(ctx, s, state.AcceptItem{KeyID: tr.KeyID, Stream: 1 << 63, Serial: n, Digest: d}, 0, time.Now()); err != nil {
 			t.Fatal(err)
