@@ -130,8 +130,8 @@ func (s *signedDigest) sum() []byte {
 
 // senderExtension fills the header's sender extension for s.
 func (s *Sender) extension() (*format.Sender, error) {
-	if s.Serial == 0 || s.Serial >= 1<<63 {
-		return nil, fmt.Errorf("serial %d out of range", s.Serial)
+	if s.Serial == 0 {
+		return nil, errors.New("serial 0: serials start at 1")
 	}
 	pub := s.Signer.Public()
 	id, err := KeyIDOf(pub)

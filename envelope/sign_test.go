@@ -87,6 +87,25 @@ func TestSignedRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSerialRange: a writer refuses serial 0 and writes, and a reader
+// opens, every serial up to 2^64-1 (FORMAT.md section 2.3).
+func TestSerialRange(t *testing.T) {
+	k := testKeys(t)[2]
+	sg := signers(t)["p256"]
+	_, err := envelope.Seal(io.Discard, []envelope.Recipient{recipient(t, k)},
+		&envelope.SealOptions{Sender: &envelope.Sender{Signer: sg, Serial: 0, Time: time.Now()}})
+	if err == nil {
+		t.Fatal("serial 0 sealed")
+	}
+	for _, serial := range []uint64{1, 1<<63 - 1, 1 << 63, 1<<64 - 1} {
+		env := sealSigned(t, []byte("x"), false, &envelope.Sender{Signer: sg, Serial: serial, Time: time.Now()}, recipient(t, k))
+		_, r, err := openWith(env, trusting(sg.Public()), identity(t, k))
+		if err != nil || r.Sender.Serial != serial {
+			t.Fatalf("serial %d: %v", serial, err)
+		}
+	}
+}
+
 func TestSignedRefusals(t *testing.T) {
 	k := testKeys(t)[2]
 	sg := signers(t)

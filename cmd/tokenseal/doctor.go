@@ -30,7 +30,7 @@ var doctorCommand = &cli.Command{
 	Flags: []cli.Flag{
 		flagStateDir,
 		flagStateURL,
-		&cli.BoolFlag{Name: "json", Usage: "print the report as JSON (stable field names, documented in README.md)"},
+		&cli.BoolFlag{Name: "json", Usage: "print the report as JSON (stable field names, documented in docs/tokens.md)"},
 	},
 	Action: doctor,
 }
