@@ -56,6 +56,7 @@ type recipientJSON struct {
 type senderJSON struct {
 	KeyID       string `json:"key_id"`
 	Name        string `json:"trusted_name,omitempty"`
+	Label       string `json:"label,omitempty"` // a key on your token (--labels), trusted without trust add
 	Signature   string `json:"signature_algorithm,omitempty"`
 	StreamID    uint64 `json:"stream_id"`
 	Serial      uint64 `json:"serial"`
@@ -123,11 +124,11 @@ func describe(info *envelope.Info, names, labels map[envelope.KeyID]string) *ins
 			Label: labels[s.KeyID], Name: names[s.KeyID]})
 	}
 	if s := info.Sender; s != nil {
-		out.Sender = &senderJSON{KeyID: s.KeyID.String(), Name: names[s.KeyID], Signature: s.SigAlg.String(), StreamID: s.StreamID, Serial: s.Serial, Unverified: true}
+		out.Sender = &senderJSON{KeyID: s.KeyID.String(), Name: names[s.KeyID], Label: labels[s.KeyID], Signature: s.SigAlg.String(), StreamID: s.StreamID, Serial: s.Serial, Unverified: true}
 		out.Sender.setTime(s.Time)
 	}
 	if p := info.PreviousSender; p != nil && out.Sender != nil {
-		out.PreviousSender = &senderJSON{KeyID: p.KeyID.String(), Name: names[p.KeyID], StreamID: p.StreamID, Serial: p.Serial,
+		out.PreviousSender = &senderJSON{KeyID: p.KeyID.String(), Name: names[p.KeyID], Label: labels[p.KeyID], StreamID: p.StreamID, Serial: p.Serial,
 			ClaimedBy: out.Sender.KeyID, Unverified: true}
 		out.PreviousSender.setTime(p.Time)
 	}
@@ -189,15 +190,28 @@ func printInspect(w io.Writer, out *inspectJSON) {
 }
 
 func printSender(w io.Writer, what string, s *senderJSON) {
-	name := s.Name
-	if name == "" {
-		name = "not a trusted sender"
-	}
-	fmt.Fprintf(w, "%s: %s (%s)\n  stream %d, serial %d, timestamp %s", what, s.KeyID, printable(name), s.StreamID, s.Serial, s.Timestamp)
+	fmt.Fprintf(w, "%s: %s (%s)\n  stream %d, serial %d, timestamp %s", what, s.KeyID, s.who(), s.StreamID, s.Serial, s.Timestamp)
 	if s.Signature != "" {
 		fmt.Fprintf(w, ", %s", s.Signature)
 	}
 	fmt.Fprintln(w)
+}
+
+// who names the sender for people: its trusted name, as always printed
+// alone, its label on the
+// user's own token (trusted without trust add), or neither.
+func (s *senderJSON) who() string {
+	var known []string
+	if s.Name != "" {
+		known = append(known, printable(s.Name))
+	}
+	if s.Label != "" {
+		known = append(known, "your token's key "+printable(s.Label))
+	}
+	if len(known) == 0 {
+		return "not a trusted sender; --labels also looks on your token"
+	}
+	return strings.Join(known, ", ")
 }
 
 // trustedNames maps key ids to trusted names, from the store the user
