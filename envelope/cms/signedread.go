@@ -342,9 +342,8 @@ func (sc *signedContent) checkAttrs() (*SenderInfo, error) {
 	s.ReadASN1(&set, asn1.SET)
 	seen := map[oid]bool{}
 	info := &SenderInfo{}
-	var gotType, gotDigest, gotTime bool
 	for !set.Empty() {
-		var attr, typ, values, v cryptobyte.String
+		var attr, typ, values cryptobyte.String
 		if !set.ReadASN1(&attr, asn1.SEQUENCE) || !attr.ReadASN1(&typ, asn1.OBJECT_IDENTIFIER) ||
 			!attr.ReadASN1(&values, asn1.SET) || !attr.Empty() {
 			return nil, rejected("bad signed attribute")
@@ -354,31 +353,32 @@ func (sc *signedContent) checkAttrs() (*SenderInfo, error) {
 			return nil, rejected("signed attribute " + o.String() + " appears twice")
 		}
 		seen[o] = true
-		var ok bool
-		switch o {
-		case oidAttrContentType:
-			ok = values.ReadASN1(&v, asn1.OBJECT_IDENTIFIER) && values.Empty() && oid(v) == oidData
-			gotType = ok
-		case oidAttrMessageDigest:
-			ok = values.ReadASN1(&v, asn1.OCTET_STRING) && values.Empty() &&
-				subtle.ConstantTimeCompare(v, sc.digest) == 1
-			gotDigest = ok
-		case oidAttrSigningTime:
-			ok = readTime(&values, &info.SigningTime) && values.Empty()
-			gotTime = ok
-		case oidTokensealStamp:
-			ok = readStamp(&values, info) && values.Empty()
-		default:
-			ok = true
-		}
-		if !ok {
+		if !sc.checkAttr(o, values, info) {
 			return nil, ErrSignature
 		}
 	}
-	if !gotType || !gotDigest || !gotTime {
+	if !seen[oidAttrContentType] || !seen[oidAttrMessageDigest] || !seen[oidAttrSigningTime] {
 		return nil, rejected("signed attributes lack contentType, messageDigest or signingTime")
 	}
 	return info, nil
+}
+
+// checkAttr checks one signed attribute's values, filling info from the
+// signing time and the tokenseal stamp.
+func (sc *signedContent) checkAttr(o oid, values cryptobyte.String, info *SenderInfo) bool {
+	var v cryptobyte.String
+	switch o {
+	case oidAttrContentType:
+		return values.ReadASN1(&v, asn1.OBJECT_IDENTIFIER) && values.Empty() && oid(v) == oidData
+	case oidAttrMessageDigest:
+		return values.ReadASN1(&v, asn1.OCTET_STRING) && values.Empty() &&
+			subtle.ConstantTimeCompare(v, sc.digest) == 1
+	case oidAttrSigningTime:
+		return readTime(&values, &info.SigningTime) && values.Empty()
+	case oidTokensealStamp:
+		return readStamp(&values, info) && values.Empty()
+	}
+	return true
 }
 
 func readTime(s *cryptobyte.String, t *time.Time) bool {
