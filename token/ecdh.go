@@ -30,10 +30,11 @@ func ecdhCurve(pub *ecdsa.PublicKey) (ecdh.Curve, error) {
 // x-coordinate of the shared point, 32 bytes for P-256 and 48 for P-384.
 //
 // Whether the template holds CKA_VALUE_LEN = field size is chosen once
-// per key by a derive with a point made on the host. Verified on SoftHSM2 2.6.1: the template with CKA_VALUE_LEN =
-// field size is accepted and gives the x-coordinate; without it the full
-// x-coordinate comes back too; a smaller CKA_VALUE_LEN silently gives a
-// truncated value that is not a prefix (hence the length check below).
+// per key (see [Key.deriveChosen]). Verified on SoftHSM2 2.6.1: the
+// template with CKA_VALUE_LEN = field size is accepted and gives the
+// x-coordinate; without it the full x-coordinate comes back too; a
+// smaller CKA_VALUE_LEN silently gives a truncated value that is not a
+// prefix (hence the length check below).
 //
 // A peer that is not a valid point, or a derive the token refuses, gives
 // the fixed [ErrUnwrapFailed] (the CKR_ value is logged at Debug level);
@@ -58,13 +59,9 @@ func (k *Key) ECDH(peer []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: this token has no ECDH (CKM_ECDH1_DERIVE)", ErrMechanism)
 	}
 	size := (pub.Curve.Params().BitSize + 7) / 8
-	withLen, err := k.deriveTemplate(curve, size)
+	v, err := k.deriveChosen(curve, peer, size)
 	if err != nil {
 		return nil, err
-	}
-	v, err := k.derive(peer, size, withLen)
-	if err != nil {
-		return nil, dataFailure("C_DeriveKey", k.Label, err)
 	}
 	defer clear(v)
 	if len(v) > size {
@@ -76,11 +73,53 @@ func (k *Key) ECDH(peer []byte) ([]byte, error) {
 	return out, nil
 }
 
+// deriveChosen derives the secret with peer through the template chosen
+// for the key. Until one is chosen, the first derive of a run uses the
+// template with CKA_VALUE_LEN, which most tokens take; when the token
+// takes it, that is the choice and no probe derive is made (a one-shot
+// open makes one derive, not two). A refusal there is not taken as a
+// verdict on the template: [Key.deriveTemplate] decides with a point
+// made on the host, and when it chooses the same template the refusal
+// is the data's, the fixed [ErrUnwrapFailed]; peer is never derived
+// twice with the same template, so how the token treats it decides no
+// path.
+func (k *Key) deriveChosen(curve ecdh.Curve, peer []byte, size int) ([]byte, error) {
+	var first error
+	if !k.t.chosen(k.priv, ecdhTemplate) {
+		v, err := k.derive(peer, size, true)
+		if err == nil {
+			k.t.cached(k.priv, ecdhTemplate, func() (string, error) { return "true", nil })
+			slog.Debug("ecdh template chosen", "key", k.Label, "with_value_len", true, "probe", false)
+			return v, nil
+		}
+		if hasCode(err, environmentCodes...) {
+			return nil, p11err("C_DeriveKey", err)
+		}
+		first = err
+	}
+	withLen, err := k.deriveTemplate(curve, size)
+	if err != nil {
+		return nil, err
+	}
+	if withLen && first != nil {
+		return nil, dataFailure("C_DeriveKey", k.Label, first)
+	}
+	v, err := k.derive(peer, size, withLen)
+	if err != nil {
+		return nil, dataFailure("C_DeriveKey", k.Label, err)
+	}
+	return v, nil
+}
+
+// ecdhTemplate is the choice whether the derive template holds
+// CKA_VALUE_LEN: "true" or "false".
+const ecdhTemplate = "ecdh-template"
+
 // deriveTemplate chooses, once per key by a derive with a point made on
 // the host, whether the token takes CKA_VALUE_LEN in the derived key's
 // template. A token that refuses both is [ErrMechanism].
 func (k *Key) deriveTemplate(curve ecdh.Curve, size int) (bool, error) {
-	mode, err := k.t.cached(k.priv, "ecdh-template", func() (string, error) {
+	mode, err := k.t.cached(k.priv, ecdhTemplate, func() (string, error) {
 		eph, err := curve.GenerateKey(rand.Reader)
 		if err != nil {
 			return "", err

@@ -78,6 +78,15 @@ func (t *Token) cached(obj pkcs11.ObjectHandle, what string, f func() (string, e
 	return v, err
 }
 
+// chosen reports whether a choice (or a lasting failure to make one) is
+// cached for obj and what.
+func (t *Token) chosen(obj pkcs11.ObjectHandle, what string) bool {
+	t.choiceMu.Lock()
+	defer t.choiceMu.Unlock()
+	_, ok := t.choices[choiceKey{obj, what}]
+	return ok
+}
+
 // bind makes the Token of a logged-in session.
 func bind(m *module, info Info, login pkcs11.SessionHandle) *Token {
 	return &Token{
