@@ -71,7 +71,7 @@ printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR
 export SOFTHSM2_CONF=$work/softhsm/softhsm2.conf
 label=bench-cms-$$
 softhsm2-util --init-token --free --label "$label" --so-pin 5678-so --pin 1234-user --module "$module" >/dev/null
-printf '1234-user\n' >"$work/user.pin"
+(umask 077 && printf '1234-user\n' >"$work/user.pin")
 export TOKENSEAL_MODULE=$module TOKENSEAL_TOKEN=$label TOKENSEAL_PIN_FILE=$work/user.pin TOKENSEAL_CONFIG=/dev/null
 export TOKENSEAL_STATE_DIR=$work/state-seal TOKENSEAL_QUIET=1
 "$ts" key generate --label r --type rsa-3072 --usage exchange >&2

@@ -185,7 +185,7 @@ printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR
 export SOFTHSM2_CONF=$work/softhsm/softhsm2.conf
 label=bench-$$
 softhsm2-util --init-token --free --label "$label" --so-pin 5678-so --pin 1234-user --module "$module" >/dev/null
-printf '1234-user\n' >"$work/softhsm/user.pin"
+(umask 077 && printf '1234-user\n' >"$work/softhsm/user.pin")
 export TOKENSEAL_MODULE=$module TOKENSEAL_TOKEN=$label TOKENSEAL_PIN_FILE=$work/softhsm/user.pin
 "$ts" key generate --label bench-ec --type p256 --usage exchange >&2
 "$ts" key generate --label bench-rsa --type rsa-3072 --usage exchange >&2

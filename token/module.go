@@ -88,14 +88,18 @@ type module struct {
 	ctx  *pkcs11.Ctx
 }
 
-// loadModule finds the module (see [FindModule]), claims it, dlopens it
-// and calls C_Initialize. The caller calls close.
+// loadModule finds the module (see [FindModule]), refuses one others
+// could replace ([CheckNotWritable]: it would get the PIN), claims it,
+// dlopens it and calls C_Initialize. The caller calls close.
 func loadModule(given string) (*module, error) {
 	path, err := FindModule(given)
 	if err != nil {
 		return nil, err
 	}
 	slog.Debug("pkcs11 module", "path", path, "probed", given == "")
+	if err := CheckNotWritable("pkcs11 module", path); err != nil {
+		return nil, err
+	}
 	inUseMu.Lock()
 	defer inUseMu.Unlock()
 	if inUse[path] {

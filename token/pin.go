@@ -2,18 +2,33 @@ package token
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"unicode"
 )
 
 // ReadPINFile reads a PIN from a file, stripping exactly one trailing
-// newline ("\n" or "\r\n"). A file that cannot be read, or that holds an
+// newline ("\n" or "\r\n"). A regular file that group or others may
+// read, or that another user owns, is refused with [ErrUnsafeFile]
+// before it is read. A file that cannot be read, or that holds an
 // empty PIN, is an error that names the file but never its contents.
 // What is left is checked as every PIN is before it reaches the token
 // (see [CheckPIN]'s rules on control characters) when it is used.
 func ReadPINFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: cannot read pin file %s", ErrNoPIN, path)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("%w: cannot read pin file %s", ErrNoPIN, path)
+	}
+	if err := checkPINFile(path, fi); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return "", fmt.Errorf("%w: cannot read pin file %s", ErrNoPIN, path)
 	}

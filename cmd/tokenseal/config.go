@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/tokenseal/tokenseal/token"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -159,6 +160,11 @@ func loadConfig(explicit string) (*fileConfig, error) {
 			return nil, nil
 		}
 		return nil, &configError{path: path, msg: "cannot read it", err: errors.Unwrap(err)}
+	}
+	// Whoever can rewrite the config file chooses the module, which gets
+	// the PIN.
+	if err := token.CheckNotWritable("config file", path); err != nil {
+		return nil, err
 	}
 	if !filepath.IsAbs(path) {
 		if abs, err := filepath.Abs(path); err == nil {

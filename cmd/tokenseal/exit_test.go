@@ -78,6 +78,7 @@ var sentinels = map[string]struct {
 	// so with envelope.ErrUnwrap (exit 4, listed above): the table needs
 	// no case of its own, and the token's sentinel is not a token error.
 	"token.ErrUnwrapFailed": {tok.ErrUnwrapFailed, exitOther},
+	"token.ErrUnsafeFile":   {tok.ErrUnsafeFile, exitOther},
 }
 
 func TestExitCodes(t *testing.T) {

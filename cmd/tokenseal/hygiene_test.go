@@ -105,7 +105,7 @@ func TestSecretsHygiene(t *testing.T) {
 
 	write := func(name string, b []byte) string {
 		p := r.path(name)
-		os.WriteFile(p, b, 0o644)
+		os.WriteFile(p, b, 0o600)
 		return p
 	}
 	good := write("good.tseal", signed)
