@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/tokenseal/tokenseal/envelope"
 	"github.com/tokenseal/tokenseal/envelope/receive"
@@ -26,17 +25,14 @@ var rewrapCommand = &cli.Command{
 		&cli.BoolFlag{Name: "allow-anonymous", Usage: "accept an unsigned original (rewritten unsigned unless --vouch-for-anonymous)"},
 		&cli.BoolFlag{Name: "vouch-for-anonymous", Usage: "with --sign-with, sign an unsigned original: the new envelope then vouches under your key, with your serial and timestamp, for content nobody authenticated"},
 		&cli.BoolFlag{Name: "again", Usage: "rewrap an original this state already rewrapped (each signed original is rewrapped once by default)"},
-		&cli.DurationFlag{Name: "max-age", Usage: "refuse a signed original older than `DURATION` (default: no limit, rotation is for stored envelopes)"},
-		&cli.DurationFlag{Name: "max-skew", Value: 5 * time.Minute, Usage: "refuse a signed original dated more than `DURATION` in the future"},
+		&cli.StringFlag{Name: "max-age", Value: "none", Usage: "refuse a signed original older than `DURATION` (90m, 36h, 30d; default none: rotation is for stored envelopes)"},
+		&cli.StringFlag{Name: "max-skew", Value: "5m", Usage: "refuse a signed original dated more than `DURATION` in the future (or none)"},
 	}, envelopeWriteFlags()...),
 	Action: rewrap,
 }
 
 // rewrapFlags refuses the flag combinations that make no sense.
 func rewrapFlags(c *cli.Context) error {
-	if c.Bool("anonymous") && explicitFlag(c, "sign-with") {
-		return usageErrorf("rewrap takes --sign-with or --anonymous, not both")
-	}
 	if c.Bool("vouch-for-anonymous") && (c.Bool("anonymous") || !c.Bool("allow-anonymous")) {
 		return usageErrorf("--vouch-for-anonymous signs an unsigned original: it needs --allow-anonymous and --sign-with, not --anonymous")
 	}
@@ -82,7 +78,11 @@ func rewrap(c *cli.Context) error {
 		// passed every check that can be made before the payload.
 		opts.NewSender = func(*envelope.Opened) (*envelope.Sender, error) { return senderFor(c, kr, signWith) }
 	}
-	pol := receive.RewrapPolicy{Again: c.Bool("again"), SignAnonymous: c.Bool("vouch-for-anonymous"), MaxAge: c.Duration("max-age")}
+	maxAge, err := durationFlag(c, "max-age")
+	if err != nil {
+		return err
+	}
+	pol := receive.RewrapPolicy{Again: c.Bool("again"), SignAnonymous: c.Bool("vouch-for-anonymous"), MaxAge: maxAge}
 
 	src, err := openInput(c.App.Reader, in)
 	if err != nil {

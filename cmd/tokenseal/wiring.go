@@ -62,11 +62,6 @@ const maxDays = int64(noLimit / (24 * time.Hour))
 // flag gets 0. --max-age 0 would refuse every envelope: it is refused,
 // with none offered instead.
 func durationFlag(c *cli.Context, name string) (time.Duration, error) {
-	if c.Command != nil {
-		if _, ok := findFlag(c.Command.Flags, name).(*cli.DurationFlag); ok {
-			return c.Duration(name), nil // a command with a plain duration flag (rewrap)
-		}
-	}
 	v := strings.TrimSpace(c.String(name))
 	switch {
 	case v == "":
