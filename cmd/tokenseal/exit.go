@@ -95,8 +95,6 @@ func hint(err error) string {
 		return "pass --vouch-for-anonymous to sign it anyway, or --anonymous to rewrap it unsigned"
 	case errors.As(err, new(*receive.RewrappedError)):
 		return "each signed original is rewrapped once; pass --again to rewrap it once more"
-	case errors.As(err, new(*outputExistsError)):
-		return "use --force to overwrite it"
 	case errors.Is(err, token.ErrKeyNotFound):
 		return "run 'tokenseal key list' to see the keys on the token"
 	}
@@ -115,11 +113,12 @@ func report(stderr io.Writer, err error) int {
 }
 
 // printError prints err as one "tokenseal: error:" line and its hint,
-// unless hinted (when not nil) holds that hint already: a batch's errors
-// share it.
+// unless the line says it already or hinted (when not nil) holds it: a
+// batch's errors share it.
 func printError(stderr io.Writer, err error, hinted map[string]bool) {
-	fmt.Fprintf(stderr, "tokenseal: error: %s\n", oneLine(err.Error()))
-	if h := hint(err); h != "" && !hinted[h] {
+	msg := oneLine(err.Error())
+	fmt.Fprintf(stderr, "tokenseal: error: %s\n", msg)
+	if h := hint(err); h != "" && !strings.Contains(msg, h) && !hinted[h] {
 		fmt.Fprintf(stderr, "tokenseal: hint: %s\n", h)
 		if hinted != nil {
 			hinted[h] = true

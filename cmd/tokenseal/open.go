@@ -238,10 +238,11 @@ func inputsSize(stdin io.Reader, inputs []string) int64 {
 }
 
 // outputName is the plaintext's name for an envelope file: without a
-// .tseal (or .tseal.asc) suffix, else with .out appended.
+// .tseal (or .tseal.asc) suffix, or a CMS message's .p7m (what seal -o
+// DIR names them), else with .out appended.
 func outputName(in string) string {
 	b := filepath.Base(in)
-	for _, ext := range []string{".tseal.asc", ".tseal"} {
+	for _, ext := range []string{".tseal.asc", ".tseal", ".p7m"} {
 		if s, ok := strings.CutSuffix(b, ext); ok && s != "" {
 			return s
 		}
