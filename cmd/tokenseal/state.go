@@ -26,6 +26,9 @@ var flagStateURL = &cli.StringFlag{
 func stateSpec(c *cli.Context) (string, error) {
 	if u := c.String("state-url"); u != "" && levelOf(c, "state-url") >= levelOf(c, "state-dir") {
 		if postgres.HasPassword(u) && u != os.Getenv(flagStateURL.EnvVars[0]) {
+			if levelOf(c, "state-url") == levelConfig {
+				return "", passwordError("the config file's state-url")
+			}
 			return "", passwordError("--state-url")
 		}
 		return u, nil
