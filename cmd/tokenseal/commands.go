@@ -11,7 +11,7 @@ import (
 var (
 	flagModule = &cli.StringFlag{
 		Name:    "module",
-		Usage:   "PKCS#11 module `PATH` (default: probe for SoftHSM2, OpenSC, p11-kit, ykcs11)",
+		Usage:   "PKCS#11 module `PATH` (default: probe for SoftHSM2, OpenSC, p11-kit, ykcs11, tpm2-pkcs11, opencryptoki)",
 		EnvVars: []string{"TOKENSEAL_MODULE"},
 	}
 	flagToken = &cli.StringFlag{

@@ -37,8 +37,25 @@ func manPage(app *cli.App) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	md = withoutEnvValues(md, app.Flags, app.Commands)
 	page := "% " + app.Name + " 1\n\n" + md + "\n" + manExtra(app)
 	return string(md2man.Render([]byte(page))), nil
+}
+
+// withoutEnvValues drops from md the "(default: VALUE)" that urfave/cli
+// writes for a flag without a default from the value its environment
+// variable gave this run: the page is the same for everyone, and a
+// TOKENSEAL_STATE_URL may hold a password.
+func withoutEnvValues(md string, flags []cli.Flag, cmds []*cli.Command) string {
+	for _, f := range flags {
+		if d, ok := f.(cli.DocGenerationFlag); ok && d.TakesValue() && d.GetDefaultText() == "" && d.GetValue() != "" {
+			md = strings.ReplaceAll(md, " (default: "+d.GetValue()+")", "")
+		}
+	}
+	for _, c := range cmds {
+		md = withoutEnvValues(md, c.Flags, c.Subcommands)
+	}
+	return md
 }
 
 const manDescription = `tokenseal seals files to public keys whose private keys live on PKCS#11
