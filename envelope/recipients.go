@@ -40,7 +40,7 @@ func ParseRecipient(data []byte) (Recipient, error) {
 		return nil, err
 	}
 	if kf.Role == RoleSender {
-		return nil, fmt.Errorf("%w: it is a sender's signing key (# tokenseal sender), which cannot open what is sealed to it; seal to the recipient's exchange key (tokenseal key export of a --usage exchange key)", ErrKeyRole)
+		return nil, fmt.Errorf("%w: it is a sender's signing key (# tokenseal sender), which cannot open what is sealed to it; seal to the recipient's exchange key", ErrKeyRole)
 	}
 	return NewRecipient(kf.Public, kf.OAEPHash)
 }
@@ -58,7 +58,7 @@ func ParseSenderKey(data []byte) (crypto.PublicKey, error) {
 		return nil, err
 	}
 	if kf.Role == RoleRecipient {
-		return nil, fmt.Errorf("%w: it is a recipient's exchange key (# tokenseal recipient), which never signs envelopes; trust the sender's signing key (tokenseal key export of a --usage sign key)", ErrKeyRole)
+		return nil, fmt.Errorf("%w: it is a recipient's exchange key (# tokenseal recipient), which never signs envelopes; trust the sender's signing key", ErrKeyRole)
 	}
 	return kf.Public, nil
 }

@@ -65,6 +65,10 @@ func hint(err error) string {
 	switch {
 	case errors.As(err, &ue):
 		return "run 'tokenseal help' for usage"
+	case errors.Is(err, envelope.ErrKeyRole):
+		return "'tokenseal key export' of a --usage exchange key makes a recipient's file, of a --usage sign key a sender's"
+	case errors.Is(err, state.ErrSchema):
+		return "'tokenseal state migrate' (with the same --state-dir or --state-url) brings an older state to this version's schema; a newer one needs a newer tokenseal"
 	case errors.As(err, new(*receive.AcceptedBeforeError)):
 		return "this very envelope was opened before; 'tokenseal open --reopen' opens it again (that same envelope only)"
 	case errors.As(err, new(*receive.UnreleasedError)):

@@ -73,7 +73,7 @@ const SchemaVersion = 2
 func CheckVersion(have int, where string) error {
 	switch {
 	case have < SchemaVersion:
-		return fmt.Errorf("%w: %s has schema version %d, this tokenseal needs %d: run tokenseal state migrate", ErrSchema, where, have, SchemaVersion)
+		return fmt.Errorf("%w: %s has schema version %d, this tokenseal needs %d: migrate it", ErrSchema, where, have, SchemaVersion)
 	case have > SchemaVersion:
 		return fmt.Errorf("%w: %s has schema version %d, newer than this tokenseal knows (%d): upgrade tokenseal", ErrSchema, where, have, SchemaVersion)
 	}

@@ -132,7 +132,7 @@ func TestSchemaVersions(t *testing.T) {
 		v    int
 		want string
 	}{
-		{1, "has schema version 1, this tokenseal needs 2: run tokenseal state migrate"},
+		{1, "has schema version 1, this tokenseal needs 2: migrate it"},
 		{3, "has schema version 3, newer than this tokenseal knows (2): upgrade tokenseal"},
 	} {
 		v, want := c.v, c.want

@@ -146,7 +146,7 @@ func makeDB(t *testing.T, script string) string {
 // migrated in place with every serial and window kept.
 func TestMigrateFromVersion1(t *testing.T) {
 	dir := makeDB(t, schemaV1)
-	if _, err := Open(dir); !errors.Is(err, state.ErrSchema) || !strings.Contains(err.Error(), "has schema version 1, this tokenseal needs 2: run tokenseal state migrate") {
+	if _, err := Open(dir); !errors.Is(err, state.ErrSchema) || !strings.Contains(err.Error(), "has schema version 1, this tokenseal needs 2: migrate it") {
 		t.Fatalf("open of a version 1 database: %v", err)
 	}
 	from, to, err := Migrate(dir)
