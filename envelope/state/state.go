@@ -230,6 +230,12 @@ func (a *Acceptance) SameEnvelope(digest [32]byte) bool {
 	return a.Digest != [32]byte{} && a.Digest == digest
 }
 
+// KeyIDOf is a sender's key identifier from its DER SubjectPublicKeyInfo:
+// SHA-256 of it, the digest envelope.KeyIDOf gives (FORMAT.md section
+// 2.3). The state keeps its own copy so that it need not import the
+// envelope format.
+func KeyIDOf(spki []byte) [32]byte { return sha256.Sum256(spki) }
+
 // EnvelopeDigest is the digest the ledger keeps of an accepted envelope:
 //
 //	SHA-256("tokenseal accepted" || 0x00 || d || trailer)

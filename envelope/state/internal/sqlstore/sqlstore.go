@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"database/sql"
 	"encoding/binary"
@@ -108,7 +107,7 @@ func (s *Store) AddTrusted(ctx context.Context, name string, pub crypto.PublicKe
 	if err != nil {
 		return nil, err
 	}
-	t := &state.Trusted{Name: name, KeyID: sha256.Sum256(der), Public: pub, Added: time.UnixMilli(time.Now().UnixMilli())}
+	t := &state.Trusted{Name: name, KeyID: state.KeyIDOf(der), Public: pub, Added: time.UnixMilli(time.Now().UnixMilli())}
 	err = s.tx(ctx, func(tx *sql.Tx) error { return addTrusted(ctx, tx, t, der) })
 	if err != nil {
 		return nil, err
@@ -155,7 +154,7 @@ func scanTrusted(name string, id, der []byte, added int64) (*state.Trusted, erro
 	if err != nil {
 		return nil, fmt.Errorf("trusted sender %q: stored key unreadable: %w", name, err)
 	}
-	if len(id) != 32 || sha256.Sum256(der) != [32]byte(id) {
+	if len(id) != 32 || state.KeyIDOf(der) != [32]byte(id) {
 		return nil, fmt.Errorf("trusted sender %q: stored key does not match its identifier", name)
 	}
 	return &state.Trusted{Name: name, KeyID: [32]byte(id), Public: pub, Added: time.UnixMilli(added)}, nil
