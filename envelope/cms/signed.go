@@ -76,6 +76,13 @@ type SenderInfo struct {
 	HasStamp bool
 	StreamID uint64
 	Serial   uint64
+	// Signed is the digest the signature covers (SHA-256 of the DER
+	// signed attributes, which hold the content's messageDigest, the
+	// signing time and the stamp) and Signature the signature: together
+	// they name this signed message, as a tokenseal envelope's signed
+	// digest and trailer do.
+	Signed    [32]byte
+	Signature []byte
 }
 
 // SenderKeys finds the public keys of trusted senders.

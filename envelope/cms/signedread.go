@@ -294,6 +294,7 @@ func (sc *signedContent) verify(senders SenderKeys) (*SenderInfo, error) {
 	default:
 		return nil, ErrSignature
 	}
+	info.Signed, info.Signature = d, bytes.Clone(sc.sig)
 	return info, nil
 }
 

@@ -113,6 +113,17 @@ func (s cmsSenders) SenderKey(id envelope.KeyID) (crypto.PublicKey, error) {
 	return pub, err
 }
 
+// cmsSigned is what the ledger records of a stamped CMS message from
+// trusted sender s: its digest (state.EnvelopeDigest of the digest its
+// signature covers and the signature) lets Reopen open that same signed
+// message again.
+func cmsSigned(name string, sender *envelope.SenderInfo, s *cms.SenderInfo) *signed {
+	if sender == nil {
+		return nil
+	}
+	return &signed{name: name, sender: sender, digest: state.EnvelopeDigest(s.Signed, s.Signature)}
+}
+
 // cmsSender applies the sender rules to a message that verified: unsigned
 // content was allowed by cmsOpen's options; signed content without the
 // stamp is refused unless AllowUnstamped, and then only its freshness is
@@ -168,9 +179,8 @@ func (r *Receiver) streamCMS(name string, src io.Reader, dst io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if sender != nil {
-		// No digest: a CMS message is recorded, not reopened.
-		if err := r.accept([]*signed{{name: name, sender: sender}})[0]; err != nil {
+	if s := cmsSigned(name, sender, v.Result().Sender); s != nil {
+		if err := r.accept([]*signed{s})[0]; err != nil {
 			return err
 		}
 	}
@@ -182,11 +192,7 @@ func (r *Receiver) streamCMS(name string, src io.Reader, dst io.Writer) error {
 
 // verifyCMS is verify for a CMS message (see decryptCMS).
 func (r *Receiver) verifyCMS(v *verified, it Item, src io.Reader) *verified {
-	out, sender, err := r.decryptCMS(it, src)
-	v.out, v.err = out, err
-	if sender != nil {
-		v.signed = &signed{name: it.Name, sender: sender}
-	}
+	v.out, v.signed, v.err = r.decryptCMS(it, src)
 	return v
 }
 
@@ -194,7 +200,7 @@ func (r *Receiver) verifyCMS(v *verified, it Item, src io.Reader) *verified {
 // makes sure holds nothing unless the message verified, syncs it, and
 // applies the sender rules before the committer records the sender. On
 // error the Output is aborted.
-func (r *Receiver) decryptCMS(it Item, src io.Reader) (Output, *envelope.SenderInfo, error) {
+func (r *Receiver) decryptCMS(it Item, src io.Reader) (Output, *signed, error) {
 	d, err := r.cmsOpen(src)
 	r.cfg.Watch.Started()
 	if err != nil {
@@ -216,7 +222,7 @@ func (r *Receiver) decryptCMS(it Item, src io.Reader) (Output, *envelope.SenderI
 		out.Abort()
 		return nil, nil, keyError(err)
 	}
-	return out, sender, nil
+	return out, cmsSigned(it.Name, sender, res.Sender), nil
 }
 
 // pending is an Output as cms.PendingOutput; the caller aborts it when

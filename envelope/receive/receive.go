@@ -375,7 +375,7 @@ type NotSameError struct {
 func (e *NotSameError) Error() string {
 	at := e.First.At.UTC().Format(time.RFC3339)
 	if e.First.Digest == ([32]byte{}) {
-		return fmt.Sprintf("replayed envelope: serial %d from %s was accepted at %s with no digest kept (a CMS message, or accepted before tokenseal kept them): it cannot be told apart from another, so it is not opened again", e.Serial, e.Sender, at)
+		return fmt.Sprintf("replayed envelope: serial %d from %s was accepted at %s with no digest kept (accepted by a tokenseal that kept none): it cannot be told apart from another, so it is not opened again", e.Serial, e.Sender, at)
 	}
 	return fmt.Sprintf("replayed envelope: serial %d from %s was accepted at %s for another envelope; only that same envelope opens again", e.Serial, e.Sender, at)
 }
