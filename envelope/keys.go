@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
-	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/tokenseal/tokenseal/envelope/internal/format"
 	"github.com/tokenseal/tokenseal/envelope/internal/kw"
+	"github.com/tokenseal/tokenseal/internal/keyid"
 )
 
 // RSAKey is an RSA private key that can undo RSA-OAEP, such as a key on a
@@ -58,7 +58,7 @@ func KeyIDOf(pub crypto.PublicKey) (KeyID, error) {
 	if err != nil {
 		return KeyID{}, err
 	}
-	return sha256.Sum256(der), nil
+	return keyid.OfSPKI(der), nil
 }
 
 func oaepID(h crypto.Hash) (byte, error) {

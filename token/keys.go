@@ -6,7 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
@@ -16,6 +15,8 @@ import (
 	"sync"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/tokenseal/tokenseal/internal/keyid"
 )
 
 // Usage says what a private key may do.
@@ -113,12 +114,10 @@ func (k *Key) SPKI() []byte { return bytes.Clone(k.spki) }
 // (CKA_ID is SHA-256 of the SPKI), as the pairs it generates do.
 func (k *Key) Generated() bool { return bytes.Equal(k.ID, spkiID(k.spki)) }
 
-// spkiID is tokenseal's CKA_ID for a key: SHA-256 of its DER
-// SubjectPublicKeyInfo. It is the same digest as envelope.KeyIDOf; the
-// token package keeps this one copy so that it need not import the
-// envelope format to name the keys it generates.
+// spkiID is tokenseal's CKA_ID for a key: its key identifier
+// (internal/keyid), SHA-256 of its DER SubjectPublicKeyInfo.
 func spkiID(spki []byte) []byte {
-	h := sha256.Sum256(spki)
+	h := keyid.OfSPKI(spki)
 	return h[:]
 }
 

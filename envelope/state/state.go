@@ -52,6 +52,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/tokenseal/tokenseal/internal/keyid"
 )
 
 // DefaultWindow is the default width of the anti-replay window.
@@ -230,11 +232,9 @@ func (a *Acceptance) SameEnvelope(digest [32]byte) bool {
 	return a.Digest != [32]byte{} && a.Digest == digest
 }
 
-// KeyIDOf is a sender's key identifier from its DER SubjectPublicKeyInfo:
-// SHA-256 of it, the digest envelope.KeyIDOf gives (FORMAT.md section
-// 2.3). The state keeps its own copy so that it need not import the
-// envelope format.
-func KeyIDOf(spki []byte) [32]byte { return sha256.Sum256(spki) }
+// KeyIDOf is a sender's key identifier from its DER SubjectPublicKeyInfo
+// (internal/keyid; the identifier envelope.KeyIDOf gives).
+func KeyIDOf(spki []byte) [32]byte { return keyid.OfSPKI(spki) }
 
 // EnvelopeDigest is the digest the ledger keeps of an accepted envelope:
 //
