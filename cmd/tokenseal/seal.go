@@ -160,11 +160,17 @@ func seal(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// The progress bar (stderr on a terminal, big inputs) counts what
-	// ReadFrom reads; none when the envelope itself goes to the terminal.
+	return writeSealed(c, w, src, inputSize(c.App.Reader, in), dst, af)
+}
+
+// writeSealed copies src through the sealing writer w into dst and
+// commits af, the output file (nil for stdout). The progress bar
+// (stderr on a terminal, big inputs) counts what ReadFrom reads; none
+// when the envelope itself goes to the terminal.
+func writeSealed(c *cli.Context, w io.WriteCloser, src io.Reader, size int64, dst io.Writer, af *atomicFile) error {
 	var p *progress
 	if !isTTY(dst) {
-		p = newProgress(c, "sealing", inputSize(c.App.Reader, in))
+		p = newProgress(c, "sealing", size)
 	}
 	defer p.Stop()
 	p.Start()
