@@ -10,12 +10,15 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/tokenseal/tokenseal/envelope"
 )
 
 var ledgerShowCommand = &cli.Command{
-	Name:   "show",
-	Usage:  "list the replay ledger: senders, highest serial, window occupancy, last accepted time",
-	Flags:  []cli.Flag{flagStateDir, flagStateURL, &cli.BoolFlag{Name: "json", Usage: "print a JSON array"}},
+	Name:  "show",
+	Usage: "list the replay ledger: senders, highest serial, window occupancy, last accepted time",
+	Flags: []cli.Flag{flagStateDir, flagStateURL, &cli.BoolFlag{Name: "json", Usage: "print a JSON array"},
+		&cli.BoolFlag{Name: "labels", Usage: "name the senders that are keys on your own token (trusted without trust add) token:LABEL (needs the PIN)"}},
 	Action: ledgerShow,
 }
 
@@ -53,9 +56,19 @@ func ledgerShow(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	labels := map[envelope.KeyID]string{}
+	if c.Bool("labels") {
+		if labels, err = tokenLabels(c); err != nil {
+			return err
+		}
+	}
 	out := make([]ledgerJSON, 0, len(es))
 	for _, e := range es {
-		out = append(out, ledgerJSON{e.Name, e.KeyIDHex(), e.StreamID, e.Highest, e.Occupancy, e.LastAccepted.UTC().Format(time.RFC3339)})
+		name := e.Name
+		if l, ok := labels[envelope.KeyID(e.KeyID)]; ok && name == "" {
+			name = "token:" + l
+		}
+		out = append(out, ledgerJSON{name, e.KeyIDHex(), e.StreamID, e.Highest, e.Occupancy, e.LastAccepted.UTC().Format(time.RFC3339)})
 	}
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
@@ -65,8 +78,8 @@ func ledgerShow(c *cli.Context) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SENDER\tKEY-ID\tSTREAM\tHIGHEST\tIN-WINDOW\tLAST-ACCEPTED")
 	for _, e := range out {
-		name := e.Sender
-		if name == "" {
+		name := printable(e.Sender)
+		if e.Sender == "" {
 			name = "(untrusted)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", name, e.KeyID, e.StreamID, e.Highest, e.Occupancy, e.LastAccepted)
