@@ -197,9 +197,9 @@ func printSender(w io.Writer, what string, s *senderJSON) {
 	fmt.Fprintln(w)
 }
 
-// who names the sender for people: its trusted name, as always printed
-// alone, its label on the
-// user's own token (trusted without trust add), or neither.
+// who names the sender for people: its trusted name (printed alone, as
+// always), its label on the user's own token (trusted without trust
+// add), or neither.
 func (s *senderJSON) who() string {
 	var known []string
 	if s.Name != "" {

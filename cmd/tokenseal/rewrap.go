@@ -134,31 +134,6 @@ func rewrapError(err error) error {
 	return err
 }
 
-// explicitFlag reports whether the string flag name was given on the
-// command line, as opposed to its environment variable or the config
-// file.
-func explicitFlag(c *cli.Context, name string) bool {
-	v := c.String(name)
-	if !c.IsSet(name) || v == "" {
-		return false
-	}
-	for _, f := range c.Command.Flags {
-		sf, ok := f.(*cli.StringFlag)
-		if !ok || sf.Name != name {
-			continue
-		}
-		for _, env := range sf.EnvVars {
-			if os.Getenv(env) == v {
-				return false
-			}
-		}
-	}
-	if cfg, err := configFor(c); err == nil && cfg != nil && cfg.values[name] == v {
-		return false
-	}
-	return true
-}
-
 // parseKeyIDOrFile reads a key id in hex, or the key id of the public key
 // in a file (whatever the file says the key is for).
 func parseKeyIDOrFile(s string) (envelope.KeyID, error) {

@@ -73,7 +73,7 @@ func envelopeWriteArgs(c *cli.Context, verb string) (in, out, signWith string, s
 		out = ""
 	}
 	signWith = c.String("sign-with")
-	if c.Bool("anonymous") && explicitFlag(c, "sign-with") {
+	if c.Bool("anonymous") && levelOf(c, "sign-with") == levelFlag {
 		return "", "", "", nil, usageErrorf("%s takes --sign-with or --anonymous, not both", verb)
 	}
 	if c.Bool("anonymous") {
