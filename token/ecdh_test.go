@@ -5,24 +5,27 @@ import (
 	"crypto/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/tokenseal/tokenseal/internal/softhsmtest"
 )
 
-// spyModule is OpenSC's pkcs11-spy, a real module that logs every call
-// to the module in PKCS11SPY (Debian package opensc-pkcs11).
-const spyModule = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so"
+// spyModules are where Debian's opensc-pkcs11 puts OpenSC's pkcs11-spy,
+// a real module that logs every call to the module in PKCS11SPY.
+var spyModules = []string{"/usr/lib/x86_64-linux-gnu/pkcs11-spy.so", "/usr/lib/aarch64-linux-gnu/pkcs11-spy.so", "/usr/lib64/pkcs11-spy.so"}
 
 // TestECDHOneDerive: a run's first ECDH on a key makes one C_DeriveKey
 // when the token takes the usual template (SoftHSM2 does), not a probe
 // derive and then the real one: a one-shot open pays for one derive.
 // Counted through pkcs11-spy in front of SoftHSM2.
 func TestECDHOneDerive(t *testing.T) {
-	if _, err := os.Stat(spyModule); err != nil {
-		t.Fatalf("pkcs11-spy (package opensc-pkcs11) is needed: %v", err)
+	i := slices.IndexFunc(spyModules, func(p string) bool { _, err := os.Stat(p); return err == nil })
+	if i < 0 {
+		t.Fatalf("pkcs11-spy (package opensc-pkcs11) is needed, in one of %v", spyModules)
 	}
+	spyModule := spyModules[i]
 	st := softhsmtest.New(t)
 	log := filepath.Join(t.TempDir(), "spy.log")
 	t.Setenv("PKCS11SPY", st.Module)

@@ -26,40 +26,40 @@ func unsafeFile(format string, a ...any) error {
 	return &unsafeFileError{fmt.Sprintf(format, a...)}
 }
 
-// ownerProblem names another owner than the user or root, or "".
-func ownerProblem(fi fs.FileInfo) string {
+// ownerOf is the uid that owns fi, and whether it is known.
+func ownerOf(fi fs.FileInfo) (int, bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || st.Uid == 0 || int(st.Uid) == os.Geteuid() {
-		return ""
+	if !ok {
+		return 0, false
 	}
-	return fmt.Sprintf("belongs to uid %d, neither you nor root", st.Uid)
+	return int(st.Uid), true
 }
 
-// checkPINFile refuses a PIN file, given its open file's Stat, that group
-// or others may read or write, or that another user owns, as ssh refuses
-// such a private key. Only a regular file is checked: a pipe or a
-// terminal (--pin-file <(pass show ...), /dev/stdin) keeps nothing.
+// checkPINFile refuses, given its open file's Stat, a PIN file of the
+// user's own that group or others may read or write: what ssh refuses
+// for a private key (sshkey_perm_ok). A file another user or root owns
+// (a systemd credential, a root:service 0640 file) is left to its owner,
+// as ssh leaves it; so is what is not a regular file (a pipe).
 func checkPINFile(path string, fi fs.FileInfo) error {
-	if !fi.Mode().IsRegular() {
+	uid, ok := ownerOf(fi)
+	if !fi.Mode().IsRegular() || !ok || uid != os.Geteuid() {
 		return nil
 	}
-	if p := ownerProblem(fi); p != "" {
-		return unsafeFile("pin file %s %s: refused, as ssh refuses such a private key", path, p)
-	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return unsafeFile("pin file %s has mode %04o, readable by others: refused, as ssh refuses such a private key (chmod 600 %s)", path, perm, path)
+		return unsafeFile("pin file %s has mode %04o, accessible by others: refused, as ssh refuses such a private key (chmod 600 %s)", path, perm, path)
 	}
 	return nil
 }
 
-// CheckNotWritable refuses a file, and the directory that holds it, that
-// group or others may write, or that a user other than the user or root
-// owns: whoever could replace a module runs code with the PIN, whoever
-// could rewrite the config file chooses the module. kind names the file
-// in the error ("pkcs11 module", "config file"). Symbolic links are
-// followed, and the directories of the link and of its target are
-// checked both. A path that is not a regular file (/dev/null) is left
-// alone.
+// CheckNotWritable refuses a file that a user other than the user or
+// root could replace: whoever could replace a module runs code with the
+// PIN, whoever could rewrite the config file chooses the module. The
+// file, and every directory that holds it or a symbolic link on the way
+// to it, up to /, must be owned by the user or root and not writable by
+// group or others (a directory with the sticky bit, such as /tmp, may
+// be: nobody else can replace what is in it). kind names the file in the
+// error ("pkcs11 module", "config file"). A path that is not a regular
+// file (/dev/null) is left alone.
 func CheckNotWritable(kind, path string) error {
 	fi, err := os.Stat(path)
 	if err != nil || !fi.Mode().IsRegular() {
@@ -68,11 +68,7 @@ func CheckNotWritable(kind, path string) error {
 	if err := notWritable(kind, path, fi); err != nil {
 		return err
 	}
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return nil
-	}
-	for _, dir := range []string{filepath.Dir(path), filepath.Dir(real)} {
+	for _, dir := range holders(path) {
 		di, err := os.Stat(dir)
 		if err != nil {
 			continue
@@ -84,16 +80,51 @@ func CheckNotWritable(kind, path string) error {
 	return nil
 }
 
-func notWritable(kind, path string, fi fs.FileInfo) error {
-	if p := ownerProblem(fi); p != "" {
-		return unsafeFile("%s %s %s: refused (chown it to yourself or root)", kind, path, p)
+// holders are the directories, each once, that hold path, each symbolic
+// link it goes through and its final target, with all their ancestors.
+func holders(path string) []string {
+	seen := map[string]bool{}
+	var dirs []string
+	add := func(p string) {
+		for d := filepath.Dir(p); !seen[d]; d = filepath.Dir(d) {
+			seen[d] = true
+			dirs = append(dirs, d)
+		}
 	}
-	perm := fi.Mode().Perm()
-	if perm&0o022 == 0 {
+	p, err := filepath.Abs(path)
+	if err != nil {
 		return nil
 	}
-	if fi.IsDir() && fi.Mode()&fs.ModeSticky != 0 && perm&0o002 != 0 {
-		return unsafeFile("%s %s is a shared directory (mode %04o): refused, since another user could have put the file there", kind, path, perm)
+	for hop := 0; hop < 40; hop++ {
+		add(p)
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			break
+		}
+		t, err := os.Readlink(p)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(t) {
+			t = filepath.Join(filepath.Dir(p), t)
+		}
+		p = t
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		if real, err = filepath.Abs(real); err == nil {
+			add(real)
+		}
+	}
+	return dirs
+}
+
+func notWritable(kind, path string, fi fs.FileInfo) error {
+	if uid, ok := ownerOf(fi); ok && uid != 0 && uid != os.Geteuid() {
+		return unsafeFile("%s %s belongs to uid %d, neither you nor root: refused (chown it to yourself or root)", kind, path, uid)
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o022 == 0 || (fi.IsDir() && fi.Mode()&fs.ModeSticky != 0) {
+		return nil
 	}
 	return unsafeFile("%s %s has mode %04o, writable by others: refused (chmod go-w %s)", kind, path, perm, path)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/miekg/pkcs11"
@@ -59,6 +60,11 @@ func FindModule(path string) (string, error) {
 		st, err := os.Stat(path)
 		if err != nil || st.IsDir() {
 			return "", fmt.Errorf("%w: %s", ErrModuleNotFound, path)
+		}
+		if !strings.Contains(path, "/") {
+			// The file checked is the file loaded: dlopen would look a
+			// bare name up in the library path instead.
+			path = "./" + path
 		}
 		return path, nil
 	}
