@@ -80,9 +80,10 @@ func (k *Key) ECDH(peer []byte) ([]byte, error) {
 // open makes one derive, not two). A refusal there is not taken as a
 // verdict on the template: [Key.deriveTemplate] decides with a point
 // made on the host, and when it chooses the same template the refusal
-// is the data's, the fixed [ErrUnwrapFailed]; peer is never derived
-// twice with the same template, so how the token treats it decides no
-// path.
+// is the data's, the fixed [ErrUnwrapFailed]. Which template serves is
+// thus always the token's answer on a host-made point, never on peer;
+// peer is derived at most twice (once per template, only on a token
+// that refuses CKA_VALUE_LEN), never twice with the same one.
 func (k *Key) deriveChosen(curve ecdh.Curve, peer []byte, size int) ([]byte, error) {
 	var first error
 	if !k.t.chosen(k.priv, ecdhTemplate) {
