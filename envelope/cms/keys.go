@@ -27,25 +27,13 @@ import (
 type KeyID = envelope.KeyID
 
 // RSAKey is an RSA private key that undoes RSAES-OAEP, such as a key on a
-// token. Public returns an *rsa.PublicKey. It has the method set of
-// envelope.RSAKey, so the same token key serves both.
-type RSAKey interface {
-	Public() crypto.PublicKey
-	// DecryptOAEP undoes RSAES-OAEP with hash as the OAEP digest and the
-	// MGF1 digest, and an empty label.
-	DecryptOAEP(hash crypto.Hash, ciphertext []byte) ([]byte, error)
-}
+// token: envelope's own interface, so that the same token key serves
+// both formats.
+type RSAKey = envelope.RSAKey
 
 // ECDHKey is a P-256 or P-384 private key that does ECDH, such as a key on
-// a token. Public returns an *ecdsa.PublicKey. It has the method set of
-// envelope.ECDHKey.
-type ECDHKey interface {
-	Public() crypto.PublicKey
-	// ECDH returns Z, the x-coordinate of the shared point with peer (an
-	// uncompressed SEC 1 point this package has checked to be on the
-	// curve), as a big-endian integer of the field's length.
-	ECDH(peer []byte) ([]byte, error)
-}
+// a token: envelope's own interface.
+type ECDHKey = envelope.ECDHKey
 
 // A Key is an RSAKey or an ECDHKey.
 type Key interface {
