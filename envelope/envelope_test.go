@@ -64,20 +64,10 @@ func identity(t testing.TB, k testKey) envelope.Identity {
 	return id
 }
 
+// seal seals plain anonymously (see sealSigned).
 func seal(t testing.TB, plain []byte, armor bool, rs ...envelope.Recipient) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w, err := envelope.Seal(&buf, rs, &envelope.SealOptions{Armor: armor})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(plain); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return sealSigned(t, plain, armor, nil, rs...)
 }
 
 func open(env []byte, ids ...envelope.Identity) ([]byte, error) {

@@ -25,6 +25,7 @@ func signers(t testing.TB) map[string]crypto.Signer {
 	return map[string]crypto.Signer{"p256": p256, "rsa": r}
 }
 
+// sealSigned seals plain to rs, signed by s (anonymous when s is nil).
 func sealSigned(t testing.TB, plain []byte, armor bool, s *envelope.Sender, rs ...envelope.Recipient) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -32,7 +33,9 @@ func sealSigned(t testing.TB, plain []byte, armor bool, s *envelope.Sender, rs .
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(plain)
+	if _, err := w.Write(plain); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
