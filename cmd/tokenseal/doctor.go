@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -170,9 +169,7 @@ func doctor(c *cli.Context) error {
 	st, stateProblems := doctorState(c)
 	rep := doctorReport(d, st, tokenProblems, stateProblems)
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := printJSON(c.App.Writer, rep); err != nil {
 			return err
 		}
 	} else if err := printDoctor(c.App.Writer, rep); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -97,9 +96,7 @@ func inspect(c *cli.Context) error {
 	}
 	out := describe(info, names, labels)
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(c.App.Writer, out)
 	}
 	printInspect(c.App.Writer, out)
 	return nil

@@ -5,7 +5,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -65,9 +64,7 @@ func inspectCMS(c *cli.Context, src io.Reader) error {
 		}
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(c.App.Writer, out)
 	}
 	printCMS(c.App.Writer, out)
 	return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -59,9 +58,7 @@ func keyList(c *cli.Context) error {
 		})
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(c.App.Writer, out); err != nil {
 			return err
 		}
 		return tok.Close()

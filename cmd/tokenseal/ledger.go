@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -71,9 +70,7 @@ func ledgerShow(c *cli.Context) error {
 		out = append(out, ledgerJSON{name, e.KeyIDHex(), e.StreamID, e.Highest, e.Occupancy, e.LastAccepted.UTC().Format(time.RFC3339)})
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(c.App.Writer, out)
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SENDER\tKEY-ID\tSTREAM\tHIGHEST\tIN-WINDOW\tLAST-ACCEPTED")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -81,9 +80,7 @@ func trustList(c *cli.Context) error {
 		out = append(out, trustJSON{t.Name, hex.EncodeToString(t.KeyID[:]), t.Added.UTC().Format(time.RFC3339)})
 	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return printJSON(c.App.Writer, out)
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKEY-ID\tADDED")
